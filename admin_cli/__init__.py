@@ -1,0 +1,1 @@
+"""``carecouch``: the admin CLI for IT (server, caseloads) and clinical admins (conflicts)."""

@@ -1,0 +1,44 @@
+"""Turn library errors into one-line messages and exit codes (0 ok, 1 failed, 2 bad usage)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from carecouch.errors import CarecouchError, CouchUnauthorized, CouchUnreachable
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class CommandFailed(click.ClickException):
+    """The operation was attempted and failed: ``error: <message>`` and exit 1."""
+
+    exit_code = EXIT_FAILED
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
+def explain(exc: CarecouchError) -> str:
+    """One line a person can act on."""
+    if isinstance(exc, CouchUnreachable):
+        return f"{exc.reason} (is the server running? `carecouch server status`)"
+    if isinstance(exc, CouchUnauthorized):
+        return (f"CouchDB refused the credentials ({exc.reason}); check COUCHDB_USER and "
+                "COUCHDB_PASSWORD")
+    return str(exc)
+
+
+class CarecouchGroup(click.Group):
+    """A click group that reports carecouch errors in one line instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CarecouchError as exc:
+            raise CommandFailed(explain(exc)) from exc
+        except OSError as exc:  # a data dir or manifest we cannot read or write
+            where = f": {exc.filename}" if exc.filename else ""
+            raise CommandFailed(f"{exc.strerror or exc}{where}") from exc

@@ -1,0 +1,23 @@
+"""Entry point of the ``carecouch`` command."""
+
+from __future__ import annotations
+
+import click
+
+from carecouch import __version__
+
+from .cmd_server import server
+from .errors import CarecouchGroup
+
+
+@click.group(cls=CarecouchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="carecouch")
+def cli() -> None:
+    """carecouch: provision caseload databases and review conflicted clinical records.
+
+    Connects to COUCHDB_URL as COUCHDB_USER / COUCHDB_PASSWORD (read from the environment or
+    a .env file in the current directory).
+    """
+
+
+cli.add_command(server)

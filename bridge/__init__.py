@@ -1,0 +1,1 @@
+"""carecouch bridge: policy-scoped, short-lived, revocable replication credentials (Flask)."""

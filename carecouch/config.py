@@ -1,0 +1,82 @@
+"""Configuration from the environment, with an optional ``.env`` file.
+
+The server settings use the names of the official CouchDB image (``COUCHDB_URL``,
+``COUCHDB_USER``, ``COUCHDB_PASSWORD``) so one env file serves ``docker-compose.yml`` and the
+programs; everything else is ``CARECOUCH_*``. Nothing here has a built-in secret: a missing one
+is a :class:`~carecouch.errors.ConfigError` with a one-line message.
+
+Reading happens when a program asks, never at import time, so tests can set variables freely.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ConfigError
+
+DEFAULT_COUCHDB_URL = "http://127.0.0.1:5984"
+ENV_FILE_VARIABLE = "CARECOUCH_ENV_FILE"
+
+_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")
+
+
+def parse_env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines as docker compose reads them: ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _LINE.match(line)
+        if not match:
+            raise ConfigError(f"{path}:{number}: expected KEY=VALUE, got {line.strip()!r}")
+        key, value = match.groups()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def load_env_file(environ: MutableMapping[str, str] | None = None,
+                  path: Path | None = None) -> Path | None:
+    """Fill ``environ`` from ``$CARECOUCH_ENV_FILE`` or ``./.env``; set variables win.
+
+    Returns the file read, if any.
+    """
+    environ = os.environ if environ is None else environ
+    if path is None:
+        named = environ.get(ENV_FILE_VARIABLE)
+        path = Path(named) if named else Path.cwd() / ".env"
+        if named and not path.is_file():
+            raise ConfigError(f"{ENV_FILE_VARIABLE} names {path}, which is not a file")
+    if not path.is_file():
+        return None
+    for key, value in parse_env_file(path).items():
+        environ.setdefault(key, value)
+    return path
+
+
+@dataclass(frozen=True)
+class CouchSettings:
+    url: str
+    user: str
+    password: str
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> CouchSettings:
+        environ = os.environ if environ is None else environ
+        url = environ.get("COUCHDB_URL") or DEFAULT_COUCHDB_URL
+        user = environ.get("COUCHDB_USER", "")
+        password = environ.get("COUCHDB_PASSWORD", "")
+        if not user or not password:
+            missing = [n for n, v in (("COUCHDB_USER", user), ("COUCHDB_PASSWORD", password))
+                       if not v]
+            raise ConfigError(
+                f"{' and '.join(missing)} not set: the CouchDB admin credentials are required "
+                "(see .env.example)")
+        if not url.startswith(("http://", "https://")):
+            raise ConfigError(f"COUCHDB_URL must be an http(s) URL, got {url!r}")
+        return cls(url=url.rstrip("/"), user=user, password=password)

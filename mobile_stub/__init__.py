@@ -1,0 +1,1 @@
+"""carecouch reference field device: replicator, encrypted offline store, offline workflow."""
