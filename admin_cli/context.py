@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from carecouch.config import CouchSettings, load_env_file
+from carecouch.config import CouchSettings
 from carecouch.couch import CouchClient
 
 
@@ -19,7 +19,6 @@ class AppContext:
     @property
     def settings(self) -> CouchSettings:
         if self._settings is None:
-            load_env_file()
             self._settings = CouchSettings.from_env()
         return self._settings
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from carecouch import __version__
+from carecouch.config import load_env_file
 
 from .cmd_server import server
 from .errors import CarecouchGroup
@@ -16,8 +17,10 @@ def cli() -> None:
     """carecouch: provision caseload databases and review conflicted clinical records.
 
     Connects to COUCHDB_URL as COUCHDB_USER / COUCHDB_PASSWORD (read from the environment or
-    a .env file in the current directory).
+    a .env file in the current directory, or the file named by CARECOUCH_ENV_FILE).
     """
+    # Before any subcommand parses its options, so their envvar= defaults see .env too.
+    load_env_file()
 
 
 cli.add_command(server)

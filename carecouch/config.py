@@ -19,6 +19,23 @@ from pathlib import Path
 from .errors import ConfigError
 
 DEFAULT_COUCHDB_URL = "http://127.0.0.1:5984"
+
+# Every environment variable a carecouch program reads, and what it is for. Add a name here
+# before reading it anywhere: tests check that the code, .env.example, docs/configuration.md
+# and docker-compose.yml use only these names.
+SETTINGS: dict[str, str] = {
+    "COUCHDB_URL": "CouchDB server URL (default http://127.0.0.1:5984)",
+    "COUCHDB_USER": "CouchDB server admin name (required)",
+    "COUCHDB_PASSWORD": "CouchDB server admin password (required, secret)",
+    "CARECOUCH_ENV_FILE": "env file to read instead of ./.env",
+    "CARECOUCH_HOME": "checkout holding embedded_server/ and node_modules/ (default: found "
+                      "from the installed package)",
+    "CARECOUCH_DATA_DIR": "embedded server data directory (default .local/couch)",
+    "CARECOUCH_PORT": "embedded server port on 127.0.0.1 (default 5984)",
+}
+
+# Variables only the official CouchDB image reads (docker-compose.yml, production.env).
+IMAGE_ONLY_VARIABLES = frozenset({"NODENAME", "COUCHDB_SECRET", "COUCHDB_ERLANG_COOKIE"})
 ENV_FILE_VARIABLE = "CARECOUCH_ENV_FILE"
 
 _LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$")

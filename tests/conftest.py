@@ -77,9 +77,13 @@ def _server_stays_up(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment() -> Iterator[None]:
-    """No test leaks environment variables into the next one."""
+def _isolated_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test leaks environment variables into the next one, and no developer's .env leaks
+    into a test (the CLI reads CARECOUCH_ENV_FILE, here an empty file)."""
     saved = dict(os.environ)
+    empty = tmp_path_factory.getbasetemp() / "empty.env"
+    empty.touch()
+    os.environ["CARECOUCH_ENV_FILE"] = str(empty)
     yield
     os.environ.clear()
     os.environ.update(saved)
