@@ -13,9 +13,13 @@ write that timed out may have been applied, and repeating it would turn a succes
 
 from __future__ import annotations
 
+import functools
 import json
+import ssl
+import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -47,7 +51,9 @@ def encode_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     for name, value in (params or {}).items():
         if value is None:
             continue
-        if name in _JSON_PARAMS:
+        if name == "open_revs" and value == "all":
+            out[name] = "all"  # the keyword, not the JSON string (chttpd_db:parse_doc_query/2)
+        elif name in _JSON_PARAMS:
             out[name] = json.dumps(value, separators=(",", ":"))
         elif isinstance(value, bool):
             out[name] = "true" if value else "false"
@@ -85,13 +91,21 @@ class CouchClient:
 
     def __init__(self, url: str, user: str | None = None, password: str | None = None, *,
                  timeouts: Timeouts = Timeouts(), retries: int = 3,
-                 max_connections: int = 20) -> None:
+                 max_connections: int = 20,
+                 on_server_date: Callable[[str], None] | None = None) -> None:
         base, url_user, url_password = split_credentials(url)
         self.url = base
         self.user = user if user is not None else url_user
         password = password if password is not None else url_password
         auth = httpx.BasicAuth(self.user, password or "") if self.user else None
         self.retries = retries
+        # Requests sent, by method: lets a benchmark report them and a test prove that an
+        # idempotent run sent no write at all.
+        self.request_counts: Counter[str] = Counter()
+        self._count_lock = threading.Lock()  # the client is shared by worker threads
+        # Called with the ``Date`` header of every answer: a field device estimates the
+        # server's clock from it (records carry the device's offset to server time).
+        self.on_server_date = on_server_date
         self._http = httpx.Client(
             base_url=base + "/",
             auth=auth,
@@ -99,6 +113,7 @@ class CouchClient:
             limits=httpx.Limits(max_connections=max_connections,
                                 max_keepalive_connections=max_connections),
             headers={"Accept": "application/json"},
+            verify=_tls_context(),
         )
 
     # -- plumbing -------------------------------------------------------------------------
@@ -131,6 +146,7 @@ class CouchClient:
         elif content is not None:
             kwargs["content"] = content
         for attempt in range(attempts):
+            self._count(method)
             try:
                 response = self._http.request(method, path.lstrip("/"), headers=headers,
                                               **kwargs)
@@ -141,6 +157,7 @@ class CouchClient:
                 raise CouchUnreachable(
                     f"cannot reach CouchDB at {self.url} ({type(exc).__name__}: {exc})",
                     method=method, path="/" + path.lstrip("/")) from exc
+            self._observe_date(response)
             if response.status_code in _SAFE_RETRY_STATUSES and attempt + 1 < attempts:
                 time.sleep(_backoff(attempt))
                 continue
@@ -148,6 +165,15 @@ class CouchClient:
                 raise _error_from(response, method, path)
             return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _observe_date(self, response: httpx.Response) -> None:
+        date = response.headers.get("date")
+        if date and self.on_server_date is not None:
+            self.on_server_date(date)
+
+    def _count(self, method: str) -> None:
+        with self._count_lock:
+            self.request_counts[method] += 1
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.request(method, path, **kwargs).json()
@@ -161,9 +187,11 @@ class CouchClient:
         if json_body is not None:
             content = json.dumps(json_body, separators=(",", ":")).encode()
             headers = {"Content-Type": "application/json"}
+        self._count(method)
         try:
             with self._http.stream(method, path.lstrip("/"), params=encode_params(params),
                                    content=content, headers=headers) as response:
+                self._observe_date(response)
                 if response.status_code >= 400:
                     response.read()
                     raise _error_from(response, method, path)
@@ -192,6 +220,13 @@ class CouchClient:
     def uuids(self, count: int = 1) -> list[str]:
         result: list[str] = self.json("GET", "_uuids", params={"count": count})["uuids"]
         return result
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """One verifying TLS context for every client (httpx's default, built once): building it
+    reads the CA bundle, ~50 ms, which a device paid again on every sync."""
+    return httpx.create_ssl_context()
 
 
 def _backoff(attempt: int) -> float:
@@ -249,6 +284,22 @@ class Database:
         result: Doc = self.client.json("GET", self._p("_security"))
         return result
 
+    def security_or_none(self) -> Doc | None:
+        """The ``_security`` object, or None when the database does not exist (one request)."""
+        response = self.client.request("GET", self._p("_security"), ok=(404,))
+        if response.status_code == 404:
+            return None
+        result: Doc = response.json()
+        return result
+
+    def info_or_none(self) -> Doc | None:
+        """Database info, or None when the database does not exist."""
+        response = self.client.request("GET", self._p(), ok=(404,))
+        if response.status_code == 404:
+            return None
+        result: Doc = response.json()
+        return result
+
     def put_security(self, security: Mapping[str, Any]) -> None:
         self.client.request("PUT", self._p("_security"), json_body=dict(security),
                             idempotent=True)
@@ -273,11 +324,21 @@ class Database:
         result: Doc = response.json()
         return result
 
-    def open_revs(self, doc_id: str, revs: list[str] | str = "all", **params: Any) -> list[Doc]:
-        """Every requested leaf (``revs="all"``) as ``[{"ok": doc} | {"missing": rev}]``."""
+    def open_revs(self, doc_id: str, which: list[str] | str = "all",
+                  **params: Any) -> list[Doc]:
+        """The leaves ``which`` names (``"all"``, or a list of revisions), each as
+        ``{"ok": doc}`` or ``{"missing": rev}``; ``params`` such as ``revs=True`` pass on."""
         result: list[Doc] = self.client.json(
             "GET", self._p(doc_path(doc_id)),
-            params={"open_revs": revs, **params},
+            params={"open_revs": which, **params},
+            headers={"Accept": "application/json"})
+        return result
+
+    def leaf_revisions(self, doc_id: str, **params: Any) -> list[Doc]:
+        """``open_revs=all`` with other parameters (``revs=true``, ``latest=true``), which
+        :meth:`open_revs` cannot take because its own argument is named ``revs``."""
+        result: list[Doc] = self.client.json(
+            "GET", self._p(doc_path(doc_id)), params={"open_revs": "all", **params},
             headers={"Accept": "application/json"})
         return result
 
@@ -323,6 +384,11 @@ class Database:
             return result
         result = self.client.json("GET", self._p("_all_docs"), params=params)
         return result
+
+    def design_docs(self) -> dict[str, Doc]:
+        """Every design document, by ``_id``, in one request."""
+        rows = self.all_docs(startkey="_design/", endkey="_design0", include_docs=True)["rows"]
+        return {row["id"]: row["doc"] for row in rows if isinstance(row.get("doc"), dict)}
 
     def revs_diff(self, revs: Mapping[str, list[str]]) -> Doc:
         result: Doc = self.client.json("POST", self._p("_revs_diff"), json_body=dict(revs),

@@ -78,6 +78,7 @@ function main() {
   var app = express();
   fixes.installBefore(app, pouchApp);
   app.use(pouchApp);
+  fixes.installAfter(app, pouchApp);
 
   var ThisPouchDB = PouchDB.defaults({prefix: dataDir + path.sep});
   fixes.installOnPouch(pouchApp, ThisPouchDB);

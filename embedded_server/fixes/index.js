@@ -1,9 +1,33 @@
 // The fixes that make express-pouchdb behave like Apache CouchDB 3.5 where carecouch relies on
 // it. Each fix is its own module, opening with the defect it repairs and the CouchDB behaviour
 // it restores; tests/conformance/ proves each one over HTTP.
+//
+// A fix may provide any of these hooks:
+//   excludedParts                       express-pouchdb parts it replaces wholesale
+//   installBefore(app, pouchApp)        express middleware in front of express-pouchdb
+//   installAfterAuthentication(router, pouchApp)
+//                                       routes that run once express-pouchdb has authenticated
+//                                       the request (req.couchSession is set) and before any
+//                                       express-pouchdb route: authorization and route overrides
+//   installOnPouch(pouchApp, PouchDB)   plugins and database wrappers
+//   installAfter(app, pouchApp)         express middleware behind express-pouchdb (error handlers)
 'use strict';
 
-var FIXES = [];
+var express = require('express');
+
+var FIXES = [
+  require('./last-resort'),          // no request can kill the server
+  require('./authorization'),        // CouchDB's 401/403 model, _all_dbs, _users (defects 3, 4)
+  require('./session-logout'),       // DELETE /_session really ends a cookie session
+  require('./default-security'),     // new databases are admin-only; _security routes (defect 4)
+  require('./validation'),           // validate_doc_update as CouchDB runs it (defects 1, 2)
+  require('./bulk-docs'),            // CouchDB's _bulk_docs answer (errors of new_edits=false)
+  require('./error-reasons'),        // CouchDB's conflict and deleted-document reasons
+  require('./changes-filters'),      // _selector, _doc_ids, _design, design filters (defect 5)
+  require('./bulk-get'),             // CouchDB's _bulk_get (every leaf, errors, latest)
+  require('./revs-diff'),            // possible_ancestors; compacted revisions are not missing
+  require('./doc-revisions')         // document reads: deleted, deleted_conflicts, latest
+];
 
 // express-pouchdb parts replaced wholesale by a fix (see express-pouchdb/lib/index.js).
 exports.excludedParts = [];
@@ -16,6 +40,7 @@ exports.installBefore = function (app, pouchApp) {
   FIXES.forEach(function (fix) {
     if (fix.installBefore) { fix.installBefore(app, pouchApp); }
   });
+  installAfterAuthentication(pouchApp);
 };
 
 // Plugins and database wrappers, registered before the PouchDB constructor is handed over.
@@ -24,3 +49,31 @@ exports.installOnPouch = function (pouchApp, PouchDB) {
     if (fix.installOnPouch) { fix.installOnPouch(pouchApp, PouchDB); }
   });
 };
+
+// Express middleware behind express-pouchdb (last-resort error handlers).
+exports.installAfter = function (app, pouchApp) {
+  FIXES.forEach(function (fix) {
+    if (fix.installAfter) { fix.installAfter(app, pouchApp); }
+  });
+};
+
+// express-pouchdb authenticates in a middleware right after `cookieParser` (its part
+// routes/authentication). A router holding the fixes' routes is placed directly behind it, so
+// they see req.couchSession and run before every express-pouchdb route.
+function installAfterAuthentication(pouchApp) {
+  var router = express.Router({caseSensitive: true});
+  FIXES.forEach(function (fix) {
+    if (fix.installAfterAuthentication) { fix.installAfterAuthentication(router, pouchApp); }
+  });
+  var stack = pouchApp._router && pouchApp._router.stack;
+  var cookieIndex = -1;
+  (stack || []).forEach(function (layer, i) {
+    if (cookieIndex === -1 && layer.name === 'cookieParser') { cookieIndex = i; }
+  });
+  if (cookieIndex === -1 || !stack[cookieIndex + 1]) {
+    throw new Error('carecouch fixes: express-pouchdb authentication middleware not found');
+  }
+  pouchApp.use(router);
+  var layer = stack.pop();
+  stack.splice(cookieIndex + 2, 0, layer);
+}
