@@ -6,7 +6,13 @@ from typing import Any
 
 import click
 
-from carecouch.errors import CarecouchError, CouchUnauthorized, CouchUnreachable
+from carecouch.errors import (
+    CarecouchError,
+    CouchForbidden,
+    CouchUnauthorized,
+    CouchUnreachable,
+)
+from carecouch.ids import InvalidCaseloadId
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -21,6 +27,15 @@ class CommandFailed(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
+class BadUsage(click.UsageError):
+    """Bad input on the command line: ``error: <message>`` on one line and exit 2."""
+
+    exit_code = EXIT_USAGE
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.format_message()}", err=True, file=file)
+
+
 def explain(exc: CarecouchError) -> str:
     """One line a person can act on."""
     if isinstance(exc, CouchUnreachable):
@@ -28,6 +43,8 @@ def explain(exc: CarecouchError) -> str:
     if isinstance(exc, CouchUnauthorized):
         return (f"CouchDB refused the credentials ({exc.reason}); check COUCHDB_USER and "
                 "COUCHDB_PASSWORD")
+    if isinstance(exc, CouchForbidden):
+        return f"CouchDB refused ({exc}); is COUCHDB_USER a server admin?"
     return str(exc)
 
 
@@ -37,6 +54,8 @@ class CarecouchGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except InvalidCaseloadId as exc:  # an id typed on the command line
+            raise BadUsage(str(exc)) from exc
         except CarecouchError as exc:
             raise CommandFailed(explain(exc)) from exc
         except OSError as exc:  # a data dir or manifest we cannot read or write

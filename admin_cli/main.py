@@ -7,6 +7,7 @@ import click
 from carecouch import __version__
 from carecouch.config import load_env_file
 
+from .cmd_caseload import caseload
 from .cmd_server import server
 from .errors import CarecouchGroup
 
@@ -24,3 +25,4 @@ def cli() -> None:
 
 
 cli.add_command(server)
+cli.add_command(caseload)

@@ -32,6 +32,8 @@ SETTINGS: dict[str, str] = {
                       "from the installed package)",
     "CARECOUCH_DATA_DIR": "embedded server data directory (default .local/couch)",
     "CARECOUCH_PORT": "embedded server port on 127.0.0.1 (default 5984)",
+    "CARECOUCH_COUCH_DIR": "couch/ directory the caseload design documents are assembled "
+                           "from (default: the project's couch/)",
 }
 
 # Variables only the official CouchDB image reads (docker-compose.yml, production.env).

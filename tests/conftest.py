@@ -22,7 +22,7 @@ from carecouch import embedded
 from carecouch.couch import CouchClient, Database
 from carecouch.errors import CouchUnauthorized
 
-pytest_plugins = ["tests.helpers.fixtures"]
+pytest_plugins = ["tests.helpers.fixtures", "tests.helpers.caseloads"]
 
 
 @dataclass(frozen=True)

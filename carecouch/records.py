@@ -1,0 +1,196 @@
+"""The record-type registry (``couch/validate_functions/record_types.json``), read by Python.
+
+The validation functions read the same file as the CommonJS module ``lib/record_types``; the
+rules themselves live only in ``couch/validate_functions/*.js``. Here the registry is loaded,
+checked for consistency (so a broken registry is refused when design documents are assembled,
+not discovered by a clinician's refused write), and offered to the CLI and the device: which
+types exist, their class, who may write them, their fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import CarecouchError
+
+CLASSES = ("append-only", "mergeable", "exclusive")
+FIELD_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object",
+                         "datetime"})
+REGISTRY_FILE = "record_types.json"
+
+
+class RegistryError(CarecouchError):
+    """The record-type registry is malformed or inconsistent."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    required: bool = False
+    enum: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class RecordType:
+    name: str
+    record_class: str
+    title: str
+    writers: tuple[str, ...]
+    fields: Mapping[str, FieldSpec]
+    initial_status: str | None = None
+    transitions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    terminal: tuple[str, ...] = ()
+
+    def writable_with(self, roles: Iterable[str]) -> bool:
+        return bool(set(self.writers) & set(roles))
+
+
+@dataclass(frozen=True)
+class Registry:
+    version: int
+    types: Mapping[str, RecordType]
+    envelope: Mapping[str, str]
+    bridge_role: str
+    resolver_role: str
+    metadata_field: str
+    raw: Mapping[str, Any]
+
+    def get(self, name: str) -> RecordType:
+        try:
+            return self.types[name]
+        except KeyError:
+            raise RegistryError(f"unknown record type {name!r} (known: "
+                                f"{', '.join(sorted(self.types))})") from None
+
+    def writable_with(self, roles: Iterable[str]) -> list[str]:
+        """The record types a holder of ``roles`` may write."""
+        roles = set(roles)
+        return sorted(name for name, spec in self.types.items() if spec.writable_with(roles))
+
+
+def default_registry_path() -> Path:
+    from .ddocs import default_couch_dir  # the couch dir setting lives there
+
+    return default_couch_dir() / "validate_functions" / REGISTRY_FILE
+
+
+def load_registry(path: Path | None = None) -> Registry:
+    path = path or default_registry_path()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise RegistryError(f"cannot read the record-type registry {path}: "
+                            f"{exc.strerror}") from exc
+    except ValueError as exc:
+        raise RegistryError(f"{path}: not valid JSON ({exc})") from exc
+    try:
+        return parse_registry(raw)
+    except RegistryError as exc:
+        raise RegistryError(f"{path}: {exc}") from exc
+
+
+def parse_registry(raw: Any) -> Registry:
+    """Check the registry's consistency and return it typed; raise RegistryError if not."""
+    if not isinstance(raw, dict):
+        raise RegistryError("the registry must be a JSON object")
+    envelope = _mapping(raw, "envelope")
+    for name, kind in envelope.items():
+        if kind not in FIELD_TYPES:
+            raise RegistryError(f"envelope field {name}: unknown type {kind!r}")
+    roles = _mapping(raw, "roles")
+    metadata_field = raw.get("mergeable_metadata_field")
+    if not isinstance(metadata_field, str) or not metadata_field:
+        raise RegistryError("mergeable_metadata_field must name the stamps field")
+    exclusive_fields = _mapping(raw, "exclusive_fields")
+    reserved = set(envelope) | set(exclusive_fields) | {metadata_field}
+    types = {name: _record_type(name, spec, reserved)
+             for name, spec in _mapping(raw, "types").items()}
+    if not types:
+        raise RegistryError("no record types")
+    version = raw.get("version")
+    if not isinstance(version, int):
+        raise RegistryError("version must be an integer")
+    return Registry(version=version, types=types, envelope=dict(envelope),
+                    bridge_role=str(roles.get("bridge", "")),
+                    resolver_role=str(roles.get("resolver", "")),
+                    metadata_field=metadata_field, raw=raw)
+
+
+def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = raw.get(key)
+    if not isinstance(value, dict):
+        raise RegistryError(f"{key} must be an object")
+    return value
+
+
+def _record_type(name: str, spec: Any, reserved: set[str]) -> RecordType:
+    where = f"type {name}"
+    if not isinstance(spec, dict):
+        raise RegistryError(f"{where}: must be an object")
+    record_class = spec.get("class")
+    if record_class not in CLASSES:
+        raise RegistryError(f"{where}: class must be one of {', '.join(CLASSES)}")
+    writers = spec.get("writers")
+    if (not isinstance(writers, list) or not writers
+            or not all(isinstance(w, str) and ":" in w for w in writers)):
+        raise RegistryError(f"{where}: writers must list roles such as clinical:nurse")
+    fields = {}
+    for field_name, field_spec in _mapping(spec, "fields").items():
+        if field_name in reserved or field_name.startswith("_"):
+            raise RegistryError(f"{where}: field {field_name} is reserved")
+        fields[field_name] = _field(f"{where} field {field_name}", field_name, field_spec)
+    record_type = RecordType(name=name, record_class=record_class,
+                             title=str(spec.get("title", name)), writers=tuple(writers),
+                             fields=fields)
+    if record_class != "exclusive":
+        return record_type
+    return _with_states(record_type, spec, where)
+
+
+def _field(where: str, name: str, spec: Any) -> FieldSpec:
+    if not isinstance(spec, dict) or spec.get("type") not in FIELD_TYPES:
+        raise RegistryError(f"{where}: type must be one of {', '.join(sorted(FIELD_TYPES))}")
+    enum = spec.get("enum")
+    if enum is not None and (not isinstance(enum, list) or not enum):
+        raise RegistryError(f"{where}: enum must be a non-empty list")
+    return FieldSpec(name=name, type=spec["type"], required=bool(spec.get("required")),
+                     enum=tuple(enum) if enum else None, min=spec.get("min"),
+                     max=spec.get("max"))
+
+
+def _with_states(record_type: RecordType, spec: Mapping[str, Any], where: str) -> RecordType:
+    status = record_type.fields.get("status")
+    if status is None or not status.required or not status.enum:
+        raise RegistryError(f"{where}: an exclusive type needs a required status with an enum")
+    states = set(status.enum)
+    initial = spec.get("initial_status")
+    transitions = spec.get("transitions")
+    terminal = spec.get("terminal")
+    if initial not in states:
+        raise RegistryError(f"{where}: initial_status must be one of the status values")
+    if not isinstance(transitions, dict) or not isinstance(terminal, list) or not terminal:
+        raise RegistryError(f"{where}: transitions (object) and terminal (list) are required")
+    reachable = {initial}
+    for source, targets in transitions.items():
+        if source not in states or not isinstance(targets, list) or not set(targets) <= states:
+            raise RegistryError(f"{where}: transitions use a status that is not declared")
+        if source in terminal:
+            raise RegistryError(f"{where}: terminal status {source} cannot have transitions")
+        reachable |= set(targets)
+    if not set(terminal) <= states:
+        raise RegistryError(f"{where}: terminal lists a status that is not declared")
+    if states - reachable:
+        raise RegistryError(f"{where}: status {sorted(states - reachable)} can never be "
+                            "reached")
+    return RecordType(name=record_type.name, record_class=record_type.record_class,
+                      title=record_type.title, writers=record_type.writers,
+                      fields=record_type.fields, initial_status=initial,
+                      transitions={k: tuple(v) for k, v in transitions.items()},
+                      terminal=tuple(terminal))

@@ -1,0 +1,88 @@
+"""Caseload records in ``carecouch_registry`` (document shape: docs/decisions.md).
+
+The registry also holds devices and the policy version (other parts write those); this
+module reads and writes only the ``caseload:<id>`` documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .clock import utc_now
+from .couch import CouchClient, Doc
+from .ids import caseload_db, registry_doc_id
+from .security import ensure_admin_only_db
+
+REGISTRY_DB = "carecouch_registry"
+STATUSES = ("active", "archived", "destroyed")
+_PREFIX = "caseload:"
+
+
+def caseload_record(caseload_id: str, *, name: str, team: str | None, status: str,
+                    design_docs: Mapping[str, str], previous: Doc | None = None,
+                    now: str | None = None) -> Doc:
+    """The registry document for a caseload; keeps ``_rev`` and ``created_at`` of ``previous``.
+
+    A caseload re-created after being destroyed starts a new life, so it gets a new
+    ``created_at``.
+    """
+    now = now or utc_now()
+    doc: Doc = {"_id": registry_doc_id(caseload_id), "type": "caseload", "id": caseload_id,
+                "name": name, "team": team, "db": caseload_db(caseload_id), "status": status,
+                "created_at": now, "updated_at": now, "design_docs": dict(design_docs)}
+    if previous is not None:
+        doc["_rev"] = previous["_rev"]
+        if previous.get("status") != "destroyed" and previous.get("created_at"):
+            doc["created_at"] = previous["created_at"]
+    return doc
+
+
+def same_record(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> bool:
+    """Equal apart from ``_rev`` and timestamps: nothing worth writing differs."""
+    if a is None:
+        return False
+    ignore = {"_rev", "updated_at", "created_at"}
+    return ({k: v for k, v in a.items() if k not in ignore}
+            == {k: v for k, v in b.items() if k not in ignore})
+
+
+class Registry:
+    def __init__(self, client: CouchClient) -> None:
+        self.client = client
+        self.db = client.db(REGISTRY_DB)
+
+    def ensure(self) -> bool:
+        """Create the registry database (admin only) on first use; True if anything was written."""
+        return ensure_admin_only_db(self.client, REGISTRY_DB)
+
+    def caseloads(self) -> dict[str, Doc]:
+        """Every caseload record, keyed by caseload id, in one request (``{}`` before first use)."""
+        response = self.client.request(
+            "GET", f"{self.db.path}/_all_docs", ok=(404,),
+            params={"startkey": _PREFIX, "endkey": _PREFIX + "\ufff0", "include_docs": True})
+        if response.status_code == 404:
+            return {}
+        return {row["doc"]["id"]: row["doc"] for row in response.json()["rows"]
+                if isinstance(row.get("doc"), dict) and "id" in row["doc"]}
+
+    def caseload(self, caseload_id: str) -> Doc | None:
+        if not self.db.exists():
+            return None
+        return self.db.get_or_none(registry_doc_id(caseload_id))
+
+    def write(self, docs: list[Doc]) -> dict[str, str]:
+        """Write records in one request; updates their ``_rev``.
+
+        Returns ``{caseload id: reason}`` for each record CouchDB refused (usually a 409:
+        someone changed it meanwhile), so the caller can report exactly those caseloads.
+        """
+        if not docs:
+            return {}
+        refused: dict[str, str] = {}
+        for doc, result in zip(docs, self.db.bulk_docs(docs), strict=True):
+            if "error" in result:
+                refused[doc["id"]] = f"{result.get('error')}: {result.get('reason')}"
+            else:
+                doc["_rev"] = result["rev"]
+        return refused
