@@ -42,7 +42,8 @@ def test_encode_params() -> None:
     assert encode_params({"include_docs": True, "limit": 5, "startkey": "a", "skip": None,
                           "keys": ["x"], "open_revs": "all"}) == {
         "include_docs": "true", "limit": "5", "startkey": '"a"', "keys": '["x"]',
-        "open_revs": '"all"'}
+        "open_revs": "all"}  # the keyword all, unquoted (chttpd_db:parse_doc_query)
+    assert encode_params({"open_revs": ["1-a"]}) == {"open_revs": '["1-a"]'}
 
 
 def test_doc_path_quotes_ids_but_keeps_special_prefixes() -> None:

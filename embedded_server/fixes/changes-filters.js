@@ -24,7 +24,7 @@
 //    `designname/filtername` is 400 "`filter` must be of the form `designname/filtername`".
 'use strict';
 
-var coucheval = require('couchdb-eval');
+var queryServer = require('./query-server');
 var selectorCore = require('pouchdb-selector-core');
 var epUtils = require('express-pouchdb/lib/utils');
 var util = require('./util');
@@ -154,7 +154,7 @@ exports.installAfterAuthentication = function (router, pouchApp) {
       }
       var fun;
       try {
-        fun = coucheval.evaluate(ddoc, {}, filters[parts[1]]);
+        fun = queryServer.compileFunction(filters[parts[1]], ddoc);
       } catch (e) {
         return util.sendJSON(res, 500, {
           error: 'compilation_error', reason: 'filter ' + filter + ' does not compile'

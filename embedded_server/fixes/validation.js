@@ -39,7 +39,7 @@
 // our own, written for CouchDB's rules rather than forked.
 'use strict';
 
-var coucheval = require('couchdb-eval');
+var queryServer = require('./query-server');
 var wrappers = require('pouchdb-wrappers');
 var uuid = require('pouchdb-utils').uuid;
 var util = require('./util');
@@ -51,7 +51,7 @@ var cache = new WeakMap(); // db object -> {key, validators}
 
 function compile(ddoc) {
   try {
-    return {ddoc: ddoc, func: coucheval.evaluate(ddoc, {}, ddoc.validate_doc_update)};
+    return {ddoc: ddoc, func: queryServer.compileFunction(ddoc.validate_doc_update, ddoc)};
   } catch (err) {
     // Fail closed: a validation function that does not compile refuses every write.
     var message = 'validate_doc_update of ' + ddoc._id + ' does not compile';

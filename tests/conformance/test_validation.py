@@ -297,3 +297,29 @@ def test_ten_thousand_replicated_documents_with_a_validator(db: Database) -> Non
     assert db.info()["doc_count"] == 10_001  # doc_count includes the design document
     assert db.get("doc-04321")["_rev"] == second[4321]["_rev"]
     assert elapsed < 120, f"20,000 validated revisions took {elapsed:.1f}s"
+
+
+# -- how functions and their CommonJS modules are compiled (share/server/util.js) --------------
+
+def test_function_source_may_open_with_a_comment(db: Database) -> None:
+    # Couch.compileFunction evaluates the source as an expression: a leading comment is fine.
+    put_validator(db, "// refuses everything\n" + REFUSE_ALL)
+    status, body = call(db.client, "PUT", f"{db.path}/x", body={"v": 1})
+    assert (status, body["reason"]) == (403, "no writes")
+
+
+def test_modules_resolve_absolute_and_relative_paths(db: Database) -> None:
+    # resolveModule: absolute names from the design document, "./" from the requiring
+    # module's parent object (lib/rules requires ./limits, which is lib/limits).
+    db.put({"_id": "_design/rules",
+            "lib": {"limits": "exports.max = 3;",
+                    "rules": "var limits = require('./limits');\n"
+                             "exports.check = function (doc) {\n"
+                             "  if (doc.n > limits.max) {\n"
+                             "    throw({forbidden: 'n > ' + limits.max});\n"
+                             "  }\n"
+                             "};"},
+            "validate_doc_update": "function (newDoc) { require('lib/rules').check(newDoc); }"})
+    assert call(db.client, "PUT", f"{db.path}/small", body={"n": 3})[0] == 201
+    status, body = call(db.client, "PUT", f"{db.path}/big", body={"n": 4})
+    assert (status, body["reason"]) == (403, "n > 3")

@@ -1,0 +1,110 @@
+// Shared by every rule file: the one helper that refuses a write, the writer's identity, and
+// small ES5 utilities. Why one helper: every refusal must have the same shape,
+// {forbidden: "<code>: <message>"}, with a stable code that devices, tests and the safety
+// case (docs/record-rules.md) can rely on.
+//
+// ES5 only: CouchDB 3.x runs validation in SpiderMonkey (1.8.5 up to 91) or QuickJS.
+
+var registry = require('lib/record_types');
+
+var TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$/;
+var SESSION_SEPARATOR = '~';
+
+function refuse(code, message) {
+  throw({forbidden: code + ': ' + message});
+}
+
+function hasRole(userCtx, role) {
+  return !!userCtx && userCtx.roles && userCtx.roles.indexOf(role) !== -1;
+}
+
+// A device session's CouchDB user is named "<user>~<device>" by the bridge, so that one
+// clinician on two devices holds two revocable credentials; the clinician is the part before
+// the last "~". Any other name is a person without a device binding.
+function writerOf(userCtx) {
+  var name = (userCtx && userCtx.name) || null;
+  var at = name ? name.lastIndexOf(SESSION_SEPARATOR) : -1;
+  if (at > 0 && at < name.length - 1) {
+    return {name: name, user: name.substring(0, at), device: name.substring(at + 1)};
+  }
+  return {name: name, user: name, device: null};
+}
+
+// ISO 8601 UTC ("2026-11-22T09:30:00.000Z") to milliseconds, or null. Parsed by hand so that
+// every engine agrees (Date.parse differs on fractional digits across engines).
+function parseTime(value) {
+  if (typeof value !== 'string') { return null; }
+  var m = TIME.exec(value);
+  if (!m) { return null; }
+  var year = +m[1], month = +m[2], day = +m[3], hour = +m[4], minute = +m[5], second = +m[6];
+  if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) {
+    return null;
+  }
+  var ms = Date.UTC(year, month - 1, day, hour, minute, second,
+                    m[7] ? +(m[7] + '00').substring(0, 3) : 0);
+  if (new Date(ms).getUTCDate() !== day) { return null; }  // 31 February and the like
+  return ms;
+}
+
+// "an observation", "a task": messages are read by clinicians.
+function a(word) {
+  return ('aeiou'.indexOf(String(word).charAt(0)) === -1 ? 'a ' : 'an ') + word;
+}
+
+function isObject(value) {
+  return value !== null && typeof value === 'object' && !isArray(value);
+}
+
+function isArray(value) {
+  return Object.prototype.toString.call(value) === '[object Array]';
+}
+
+function deepEqual(a, b) {
+  if (a === b) { return true; }
+  if (typeof a !== typeof b || a === null || b === null || typeof a !== 'object') {
+    return false;
+  }
+  if (isArray(a) !== isArray(b)) { return false; }
+  var ka = Object.keys(a), kb = Object.keys(b), i;
+  if (ka.length !== kb.length) { return false; }
+  for (i = 0; i < ka.length; i++) {
+    if (!Object.prototype.hasOwnProperty.call(b, ka[i]) || !deepEqual(a[ka[i]], b[ka[i]])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Everything a rule needs to know about one write.
+function context(newDoc, oldDoc, userCtx, secObj) {
+  var roles = registry.roles;
+  var isAdmin = hasRole(userCtx, '_admin');
+  var live = oldDoc && !oldDoc._deleted ? oldDoc : null;
+  var revisions = newDoc._revisions;
+  return {
+    newDoc: newDoc,
+    oldDoc: live,
+    oldDeleted: !!(oldDoc && oldDoc._deleted),
+    userCtx: userCtx,
+    secObj: secObj,
+    writer: writerOf(userCtx),
+    isAdmin: isAdmin,
+    isBridge: hasRole(userCtx, roles.bridge),
+    isResolver: hasRole(userCtx, roles.resolver),
+    // No stored ancestor although the revision is not a first one: the server no longer has
+    // (or never had) the revision this edit was made on: compaction, or a made-up history.
+    unanchored: !oldDoc && !!revisions && revisions.start > 1,
+    registry: registry,
+    recordType: null
+  };
+}
+
+exports.refuse = refuse;
+exports.a = a;
+exports.hasRole = hasRole;
+exports.writerOf = writerOf;
+exports.parseTime = parseTime;
+exports.isObject = isObject;
+exports.isArray = isArray;
+exports.deepEqual = deepEqual;
+exports.context = context;

@@ -1,0 +1,111 @@
+// Envelope and schema: every clinical record says what it is (a known type), whom it is about
+// (subject), who wrote this revision on which device and when (author, device, at, and the
+// device's estimate of its offset from the server clock), and carries exactly the fields its
+// type declares, with the declared JSON types. Why: a record that cannot be attributed, dated
+// or read by the next clinician is a clinical risk, and unknown fields hide data from review.
+
+var common = require('lib/validate/common');
+var refuse = common.refuse;
+
+var SUBJECT = /^[A-Za-z0-9._:-]{1,64}$/;
+var ID_SUFFIX = /^[A-Za-z0-9-]{8,64}$/;
+var ALWAYS_ALLOWED = ['_id', '_rev', '_revisions', '_attachments', '_deleted', '_conflicts',
+                      '_deleted_conflicts', '_revs_info', '_local_seq'];
+
+function checkValue(name, value, spec, where) {
+  var type = spec.type || spec;
+  var ok;
+  if (type === 'string') {
+    ok = typeof value === 'string' && value.length > 0;
+  } else if (type === 'number') {
+    ok = typeof value === 'number' && isFinite(value);
+  } else if (type === 'integer') {
+    ok = typeof value === 'number' && isFinite(value) && Math.floor(value) === value;
+  } else if (type === 'boolean') {
+    ok = typeof value === 'boolean';
+  } else if (type === 'array') {
+    ok = common.isArray(value);
+  } else if (type === 'object') {
+    ok = common.isObject(value);
+  } else if (type === 'datetime') {
+    ok = common.parseTime(value) !== null;
+  }  // the registry is checked when it is assembled (carecouch/records.py): no other types
+  if (!ok) {
+    refuse('schema.wrong_type', where + ' field ' + name + ' must be ' +
+           (type === 'datetime' ? 'an ISO 8601 UTC time (2026-01-31T09:30:00Z)' :
+            type === 'string' ? 'a non-empty string' : 'of type ' + type));
+  }
+  if (spec.enum && spec.enum.indexOf(value) === -1) {
+    refuse('schema.not_allowed', 'field ' + name + ' must be one of ' +
+           JSON.stringify(spec.enum));
+  }
+  if (typeof spec.min === 'number' && value < spec.min) {
+    refuse('schema.out_of_range', 'field ' + name + ' must be at least ' + spec.min);
+  }
+  if (typeof spec.max === 'number' && value > spec.max) {
+    refuse('schema.out_of_range', 'field ' + name + ' must be at most ' + spec.max);
+  }
+}
+
+exports.check = function (ctx) {
+  var doc = ctx.newDoc;
+  var registry = ctx.registry;
+  if (typeof doc.type !== 'string' ||
+      !Object.prototype.hasOwnProperty.call(registry.types, doc.type)) {
+    refuse('envelope.unknown_type', 'type ' + JSON.stringify(doc.type === undefined ? null :
+           doc.type) + ' is not a record type of this caseload');
+  }
+  var recordType = registry.types[doc.type];
+  ctx.recordType = recordType;
+
+  var prefix = doc.type + ':';
+  if (String(doc._id).indexOf(prefix) !== 0 ||
+      !ID_SUFFIX.test(String(doc._id).substring(prefix.length))) {
+    refuse('envelope.bad_id', 'the id of a ' + doc.type + ' must be "' + prefix +
+           '<uuid made on the device>"');
+  }
+
+  var name;
+  for (name in registry.envelope) {
+    if (doc[name] === undefined || doc[name] === null) {
+      refuse('envelope.missing_field', 'every record needs ' + name);
+    }
+    checkValue(name, doc[name], registry.envelope[name], 'envelope');
+  }
+  if (!SUBJECT.test(doc.subject)) {
+    refuse('envelope.bad_subject', 'subject must be a patient id (letters, digits, . _ : -)');
+  }
+
+  var fields = recordType.fields;
+  var extra = {};
+  if (recordType['class'] === 'exclusive') { extra = registry.exclusive_fields; }
+  if (recordType['class'] === 'mergeable') {
+    extra = {};
+    extra[registry.mergeable_metadata_field] = 'object';
+  }
+  for (name in doc) {
+    if (!Object.prototype.hasOwnProperty.call(doc, name)) { continue; }
+    if (ALWAYS_ALLOWED.indexOf(name) !== -1 || registry.envelope[name]) { continue; }
+    if (fields[name]) {
+      if (doc[name] !== null) { checkValue(name, doc[name], fields[name], doc.type); }
+      if (doc[name] === null && fields[name].required) {
+        refuse('schema.missing_field', common.a(doc.type) + ' needs ' + name);
+      }
+    } else if (extra[name]) {
+      if (doc[name] !== null) { checkValue(name, doc[name], extra[name], doc.type); }
+    } else {
+      refuse('schema.unknown_field', common.a(doc.type) + ' has no field ' + name);
+    }
+  }
+  for (name in fields) {
+    if (fields[name].required && doc[name] === undefined) {
+      refuse('schema.missing_field', common.a(doc.type) + ' needs ' + name);
+    }
+  }
+  // What a record is and whom it is about never change (a mistaken patient is corrected by a
+  // new record for the right one, so the wrong chart keeps its trail).
+  var old = ctx.oldDoc;
+  if (old && !ctx.isAdmin && (old.type !== doc.type || old.subject !== doc.subject)) {
+    refuse('envelope.identity_changed', 'type and subject of a record cannot change');
+  }
+};
