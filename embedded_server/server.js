@@ -15,6 +15,7 @@ var fs = require('fs');
 var path = require('path');
 var express = require('express');
 var expressPouchDB = require('express-pouchdb');
+var Auth = require('pouchdb-auth');
 var PouchDB = require('pouchdb-core')
   .plugin(require('pouchdb-adapter-http'))
   .plugin(require('pouchdb-adapter-leveldb'))
@@ -68,31 +69,49 @@ function main() {
   var statePath = path.join(dataDir, STATE_FILE);
   try { fs.unlinkSync(statePath); } catch (e) { /* not there */ }
 
-  var pouchApp = expressPouchDB({
-    configPath: path.join(dataDir, 'config.json'),
-    logPath: path.join(dataDir, 'couch.log'),
-    overrideMode: {exclude: fixes.excludedParts}
-  });
-  var config = pouchApp.couchConfig;
+  var configPath = path.join(dataDir, 'config.json');
+  writeAdmin(configPath, adminUser, adminPassword).then(function () {
+    var pouchApp = expressPouchDB({
+      configPath: configPath,
+      logPath: path.join(dataDir, 'couch.log'),
+      overrideMode: {exclude: fixes.excludedParts}
+    });
+    var app = express();
+    fixes.installBefore(app, pouchApp);
+    app.use(pouchApp);
+    fixes.installAfter(app, pouchApp);
 
-  var app = express();
-  fixes.installBefore(app, pouchApp);
-  app.use(pouchApp);
-  fixes.installAfter(app, pouchApp);
-
-  var ThisPouchDB = PouchDB.defaults({prefix: dataDir + path.sep});
-  fixes.installOnPouch(pouchApp, ThisPouchDB);
-
-  // The admin is (re)set on every start, so a changed COUCHDB_PASSWORD takes effect; the config
-  // module stores only the PBKDF2 hash on disk.
-  config.set('admins', adminUser, adminPassword, function (err) {
-    if (err) {
-      process.stderr.write('cannot store the admin: ' + err + '\n');
-      process.exit(1);
-    }
-    pouchApp.setPouchDB(ThisPouchDB).then(function () {
+    var ThisPouchDB = PouchDB.defaults({prefix: dataDir + path.sep});
+    fixes.installOnPouch(pouchApp, ThisPouchDB);
+    return pouchApp.setPouchDB(ThisPouchDB).then(function () {
       listen(app, args.port, dataDir, statePath);
     });
+  }).catch(function (err) {
+    process.stderr.write('cannot start: ' + ((err && err.stack) || err) + '\n');
+    process.exit(1);
+  });
+}
+
+// The admin is set from the environment on every start and is the only admin, so a changed
+// COUCHDB_USER / COUCHDB_PASSWORD takes effect and an old one stops working. Written before
+// express-pouchdb reads the file (its config module saves asynchronously, and two of its saves
+// racing on one temporary file fail), and hashed first, so no password is ever on disk.
+function writeAdmin(configPath, user, password) {
+  var config = {};
+  try {
+    config = JSON.parse(fs.readFileSync(configPath, 'utf8'));
+  } catch (err) {
+    if (err.code !== 'ENOENT') {
+      return Promise.reject(new Error(configPath + ' is unreadable: ' + err.message));
+    }
+  }
+  var admins = {};
+  admins[user] = password;
+  return Auth.hashAdminPasswords(admins).then(function (hashed) {
+    config.admins = hashed;
+    var tmp = configPath + '.carecouch-tmp';
+    fs.writeFileSync(tmp, JSON.stringify(config, null, 2) + '\n', {mode: 384 /* 0600 */});
+    fs.renameSync(tmp, configPath);
   });
 }
 
