@@ -23,7 +23,6 @@ from tests.helpers.fixtures import User
 from tests.helpers.records import Write, push, put
 
 
-
 @dataclass
 class Caseload:
     id: str
