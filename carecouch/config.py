@@ -32,6 +32,13 @@ SETTINGS: dict[str, str] = {
                       "from the installed package)",
     "CARECOUCH_DATA_DIR": "embedded server data directory (default .local/couch)",
     "CARECOUCH_PORT": "embedded server port on 127.0.0.1 (default 5984)",
+    "CARECOUCH_DEVICE_STORE": "carecouch-device: the encrypted store file (default "
+                              ".local/device/store.sqlite)",
+    "CARECOUCH_DEVICE_PASSPHRASE": "carecouch-device: passphrase of the store (secret; "
+                                   "prompted for when unset)",
+    "CARECOUCH_DEVICE_USER": "carecouch-device: CouchDB user to replicate as, until the "
+                             "bridge issues credentials",
+    "CARECOUCH_DEVICE_PASSWORD": "carecouch-device: that user's password (secret)",
     "CARECOUCH_COUCH_DIR": "couch/ directory the caseload design documents are assembled "
                            "from (default: the project's couch/)",
 }

@@ -1,8 +1,66 @@
-"""``carecouch-device``: not built yet (see the reference device issue)."""
+"""``carecouch-device``: the reference field device on the command line.
 
-import sys
+A thin layer over the library (:mod:`mobile_stub.device`, :mod:`mobile_stub.replication`,
+:mod:`mobile_stub.store`): errors become one line on stderr; exit 0 success, 1 the operation
+failed, 2 bad usage. Enrolment, login, leases and the policy snapshot arrive with the bridge.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import click
+
+from carecouch import __version__
+from carecouch.config import load_env_file
+from carecouch.errors import CarecouchError
+
+from .commands import cmd_records, cmd_store, cmd_sync
+from .commands.context import DEFAULT_STORE, DeviceContext
 
 
-def main() -> None:
-    print("carecouch-device: not built yet", file=sys.stderr)
-    sys.exit(1)
+class _Failed(click.ClickException):
+    exit_code = 1
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"carecouch-device: error: {self.format_message()}", err=True, file=file)
+
+
+class _DeviceGroup(click.Group):
+    """Library errors as one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CarecouchError as exc:
+            raise _Failed(str(exc)) from exc
+
+
+@click.group(cls=_DeviceGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="carecouch-device")
+@click.option("--store", "store_path", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"The device's encrypted store file (default: $CARECOUCH_DEVICE_STORE, "
+                   f"else {DEFAULT_STORE}).")
+@click.option("--json", "as_json", is_flag=True, help="Print data as JSON.")
+@click.pass_context
+def main(ctx: click.Context, store_path: Path | None, as_json: bool) -> None:
+    """carecouch-device: the reference field device (offline store, replication).
+
+    Syncs as CARECOUCH_DEVICE_USER / CARECOUCH_DEVICE_PASSWORD; the store's passphrase comes
+    from CARECOUCH_DEVICE_PASSPHRASE or a prompt. Variables may also come from ./.env (or the
+    file named by CARECOUCH_ENV_FILE).
+    """
+    load_env_file()  # before anything reads the environment
+    if store_path is None:
+        store_path = Path(os.environ.get("CARECOUCH_DEVICE_STORE") or DEFAULT_STORE)
+    device = DeviceContext(store_path, as_json=as_json)
+    ctx.obj = device
+    ctx.call_on_close(device.close)
+
+
+for command in (cmd_store.init, cmd_store.wipe, cmd_store.offline, cmd_store.online,
+                cmd_sync.sync, cmd_sync.retry, cmd_sync.discard,
+                cmd_records.status, cmd_records.show, cmd_records.put):
+    main.add_command(command)

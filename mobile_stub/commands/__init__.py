@@ -1,0 +1,1 @@
+"""The ``carecouch-device`` commands, one module per concern; the library does the work."""

@@ -1,0 +1,86 @@
+"""Looking and editing: ``status``, ``show`` and ``put``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from ..replication import last_sync
+from ..store import Rejections
+from .context import DeviceContext, pass_device
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
+@pass_device
+def status(ctx: DeviceContext, as_json: bool) -> None:
+    """Pending changes, last sync, refused writes and conflicts of every database."""
+    ctx.as_json = ctx.as_json or as_json
+    store = ctx.store()
+    data: dict[str, Any] = {"device_id": store.device_id, "offline": store.offline,
+                            "clock_offset_ms": store.clock_offset_ms, "databases": []}
+    for name in store.database_names():
+        local = store.database(name)
+        data["databases"].append({
+            "name": name, "server": local.server_url,
+            "filter": json.loads(local.filter_json) if local.filter_json else None,
+            **local.counts(), "conflicts": local.conflicted_ids(),
+            "rejected": [r.to_json() for r in Rejections(local).list()],
+            "last_sync": last_sync(store, name)})
+    ctx.emit(data, _status_text)
+
+
+def _status_text(data: dict[str, Any]) -> str:
+    lines = [f"device {data['device_id']}: {'OFFLINE' if data['offline'] else 'online'}, "
+             f"server clock offset {data['clock_offset_ms']} ms"]
+    for db in data["databases"]:
+        last = db["last_sync"]
+        when = f"{last['state']} at {last['ended_at']}" if last else "never"
+        lines.append(f"{db['name']} ({db['server']}): {db['docs']} docs, {db['pending']} "
+                     f"pending, {db['conflicted']} conflicted, {len(db['rejected'])} refused; "
+                     f"last sync {when}")
+        if last and last.get("message"):
+            lines.append(f"  last sync: {last['message']}")
+        lines += [f"  conflict: {doc_id}" for doc_id in db["conflicts"]]
+        lines += [f"  refused: {r['id']} {r['rev']}: {r['reason']}"
+                  + (f" (recover: carecouch-device retry {r['id']})" if r["recovery"] else "")
+                  for r in db["rejected"]]
+    return "\n".join(lines)
+
+
+@click.command()
+@click.argument("doc_id")
+@click.option("--db", "database", metavar="NAME", help="Database of the document.")
+@click.option("--rev", metavar="REV", help="A leaf revision (default: the winner).")
+@pass_device
+def show(ctx: DeviceContext, doc_id: str, database: str | None, rev: str | None) -> None:
+    """Print a document as JSON, with its conflicts."""
+    local = ctx.store().database(ctx.database(database))
+    ctx.emit(local.get(doc_id, rev, conflicts=True))
+
+
+@click.command()
+@click.argument("source", type=click.File("r"), default="-")
+@click.option("--db", "database", metavar="NAME", help="Database to write into.")
+@pass_device
+def put(ctx: DeviceContext, source: Any, database: str | None) -> None:
+    """Save a record from JSON (file or stdin) as a local edit; no _id: a new record of its
+    type. Stamps at, clock_offset_ms, device and author."""
+    try:
+        doc = json.load(source)
+    except ValueError as exc:
+        raise click.UsageError(f"not JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise click.UsageError("a record is a JSON object")
+    device = ctx.device()
+    name = ctx.database(database)
+    if "_id" not in doc:
+        if not isinstance(doc.get("type"), str):
+            raise click.UsageError("a new record needs a string `type` (its id is <type>:<uuid>)")
+        saved = device.new_record(name, doc.pop("type"), doc)
+        result = {"id": saved["_id"], "rev": saved["_rev"]}
+    else:
+        result = {"id": doc["_id"], "rev": device.edit(name, doc)}
+    ctx.emit(result, lambda r: f"{r['id']} {r['rev']}")

@@ -1,0 +1,44 @@
+"""Where the replicator gets its CouchDB user from.
+
+Today a fixed user (``CARECOUCH_DEVICE_USER`` / ``CARECOUCH_DEVICE_PASSWORD`` in the CLI, or a
+test's provider). With the bridge, a provider will log in through it and ``renew`` will ask it
+for a fresh short-lived user; the replicator does not change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    expires_at: str | None = None   # ISO 8601 UTC, as the bridge returns it
+
+    def __repr__(self) -> str:  # never print a password into a log
+        return f"Credentials(username={self.username!r}, expires_at={self.expires_at!r})"
+
+
+class CredentialsProvider(Protocol):
+    def current(self) -> Credentials:
+        """The credentials to use now."""
+        ...
+
+    def renew(self) -> Credentials | None:
+        """Called once after the server answered 401; ``None`` when no renewal is possible."""
+        ...
+
+
+class StaticCredentials:
+    """One fixed user; cannot renew (a 401 stops the replicator)."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self._credentials = Credentials(username, password)
+
+    def current(self) -> Credentials:
+        return self._credentials
+
+    def renew(self) -> Credentials | None:
+        return None

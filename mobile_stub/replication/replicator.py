@@ -1,0 +1,129 @@
+"""One sync of one local database with its server: pull, then push, then a status.
+
+The library entry point (the CLI is a thin layer over it):
+
+    replicator = Replicator(store, credentials)
+    report = replicator.sync("caseload_north-1")
+    if not report.ok: ...   # report.state says why; the next sync resumes from checkpoints
+
+Pull runs first so that a push step's ``_revs_diff`` already sees what the server sent, and a
+local conflict made offline is visible on the device as soon as the sync ends.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from carecouch.clock import utc_now
+from carecouch.couch import Timeouts
+from carecouch.errors import CouchError
+
+from ..clock import ClockEstimator
+from ..credentials import CredentialsProvider
+from ..errors import DeviceOffline, PolicyRefused
+from ..policy import AllowAll, DevicePolicy
+from ..store.device import DeviceStore
+from ..store.documents import LocalDatabase
+from .checkpoints import Checkpointer, LocalSide, RemoteSide
+from .filters import ReplicationFilter
+from .ids import Direction, replication_id
+from .pull import Puller, PullOptions
+from .push import Pusher, PushOptions
+from .remote import RemoteDatabase, RetryPolicy
+from .status import SyncReport, SyncState, SyncStopped
+
+
+@dataclass(frozen=True)
+class ReplicatorOptions:
+    pull: PullOptions = PullOptions()
+    push: PushOptions = PushOptions()
+    retry: RetryPolicy = RetryPolicy()
+    timeouts: Timeouts = Timeouts(connect=10.0, read=120.0)
+
+
+class Replicator:
+    def __init__(self, store: DeviceStore, credentials: CredentialsProvider, *,
+                 policy: DevicePolicy | None = None,
+                 options: ReplicatorOptions = ReplicatorOptions()) -> None:
+        self.store = store
+        self.credentials = credentials
+        self.policy = policy or AllowAll()
+        self.options = options
+        self.clock = ClockEstimator(store.clock_offset_ms)
+
+    def sync(self, database: str, *, pull: bool = True, push: bool = True) -> SyncReport:
+        """Pull then push ``database`` once; never raises for a network or server outcome."""
+        report = SyncReport(database, started_at=utc_now())
+        local = self.store.database(database)
+        remote: RemoteDatabase | None = None
+        try:
+            self.policy.check_sync(database)
+            if self.store.offline:
+                raise DeviceOffline("the device is offline (run `carecouch-device online`)")
+            remote = self.remote_for(local)
+            if pull:
+                puller = Puller(remote, local, _filter(local), self._checkpointer(
+                    local, remote, "pull", source_is_remote=True), self.options.pull)
+                try:
+                    puller.run()
+                finally:
+                    report.pull = puller.stats
+            if push:
+                pusher = Pusher(remote, local, self._checkpointer(
+                    local, remote, "push", source_is_remote=False), self.options.push)
+                try:
+                    pusher.run()
+                finally:
+                    report.push = pusher.stats
+                    report.rejected = report.push.doc_write_failures
+        except SyncStopped as exc:
+            report.state, report.message = exc.state, str(exc)
+        except DeviceOffline as exc:
+            report.state, report.message = SyncState.OFFLINE, str(exc)
+        except PolicyRefused as exc:
+            report.state, report.message = SyncState.POLICY, str(exc)
+        except CouchError as exc:
+            report.state, report.message = SyncState.FAILED, str(exc)
+        finally:
+            if remote is not None:
+                report.retries = remote.retries
+                report.renewed_credentials = remote.renewed
+                remote.close()
+            report.ended_at = utc_now()
+            self.store.save_clock_offset(self.clock.offset_ms())
+            self.store.set_meta(f"last_sync:{database}", json.dumps(report.to_json()))
+        return report
+
+    def sync_all(self) -> list[SyncReport]:
+        return [self.sync(name) for name in self.store.database_names()]
+
+    # -- wiring -----------------------------------------------------------------------------
+
+    def remote_for(self, local: LocalDatabase) -> RemoteDatabase:
+        """The server side of ``local`` as the current user (close it after use)."""
+        return RemoteDatabase(local.server_url, local.name, self.credentials,
+                              network_allowed=self.store.network_allowed, clock=self.clock,
+                              retry=self.options.retry, timeouts=self.options.timeouts)
+
+    def _checkpointer(self, local: LocalDatabase, remote: RemoteDatabase, direction: Direction,
+                      *, source_is_remote: bool) -> Checkpointer:
+        rep_id = replication_id(device_id=self.store.device_id, local_db=local.name,
+                                server_url=local.server_url, remote_db=remote.name,
+                                direction=direction,
+                                filter=_filter(local) if direction == "pull" else None)
+        remote_side, local_side = RemoteSide(remote, rep_id), LocalSide(local, rep_id)
+        if source_is_remote:
+            return Checkpointer(source=remote_side, target=local_side)
+        return Checkpointer(source=local_side, target=remote_side)
+
+
+def _filter(local: LocalDatabase) -> ReplicationFilter | None:
+    return ReplicationFilter.from_json(json.loads(local.filter_json)) if local.filter_json \
+        else None
+
+
+def last_sync(store: DeviceStore, database: str) -> dict[str, object] | None:
+    """The report of the last sync of ``database`` (kept in the clear: counts and states)."""
+    raw = store.get_meta(f"last_sync:{database}")
+    return None if raw is None else dict(json.loads(raw))

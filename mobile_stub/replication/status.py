@@ -1,0 +1,67 @@
+"""How a sync ended, and the counters CouchDB keeps in a checkpoint's history."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from ..errors import DeviceError
+
+
+class SyncState(StrEnum):
+    OK = "ok"                                   # pulled and pushed everything it could
+    OFFLINE = "offline"                         # device in offline mode: no request sent
+    UNAUTHORIZED = "unauthorized"               # 401 after one renewal: needs a new login
+    FORBIDDEN = "forbidden"                     # 403 on a whole request (not one document)
+    UNREACHABLE = "unreachable"                 # transient failures outlasted the retries
+    POLICY = "policy"                           # the device policy refused the sync
+    FILTER_UNSUPPORTED = "filter_unsupported"   # the server cannot run the handed-out filter
+    FAILED = "failed"                           # any other server error (e.g. no such db)
+
+
+class SyncStopped(DeviceError):
+    """A replication stopped before finishing; it resumes from its checkpoint next time."""
+
+    def __init__(self, state: SyncState, message: str) -> None:
+        super().__init__(message)
+        self.state = state
+
+
+@dataclass
+class ReplicationStats:
+    """Per-session counters, as named in CouchDB's checkpoint history."""
+
+    missing_checked: int = 0
+    missing_found: int = 0
+    docs_read: int = 0
+    docs_written: int = 0
+    doc_write_failures: int = 0
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+@dataclass
+class SyncReport:
+    database: str
+    state: SyncState = SyncState.OK
+    message: str = ""
+    started_at: str = ""
+    ended_at: str = ""
+    pull: ReplicationStats = field(default_factory=ReplicationStats)
+    push: ReplicationStats = field(default_factory=ReplicationStats)
+    rejected: int = 0            # writes the server refused in this sync
+    retries: int = 0             # transient failures retried
+    renewed_credentials: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.state is SyncState.OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {"database": self.database, "state": self.state.value, "message": self.message,
+                "started_at": self.started_at, "ended_at": self.ended_at,
+                "pull": self.pull.to_json(), "push": self.push.to_json(),
+                "rejected": self.rejected, "retries": self.retries,
+                "renewed_credentials": self.renewed_credentials}

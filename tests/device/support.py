@@ -1,0 +1,58 @@
+"""Comparing what the server and devices hold: every leaf revision with its full history."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from carecouch.couch import Database
+from mobile_stub.revtree import revisions_object
+from mobile_stub.store import LocalDatabase
+
+# doc id -> leaf rev -> {"deleted": bool, "revisions": _revisions, "body": fields}
+Leaves = dict[str, dict[str, dict[str, Any]]]
+
+
+def _entry(doc: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in doc.items() if not k.startswith("_")}
+    return {"deleted": bool(doc.get("_deleted")), "revisions": doc["_revisions"], "body": body}
+
+
+def server_leaves(db: Database, *, include_design: bool = False) -> Leaves:
+    out: Leaves = {}
+    for row in db.changes(style="all_docs")["results"]:
+        if row["id"].startswith("_design/") and not include_design:
+            continue
+        found = db.leaf_revisions(row["id"], revs=True)
+        out[row["id"]] = {e["ok"]["_rev"]: _entry(e["ok"]) for e in found if "ok" in e}
+    return out
+
+
+def device_leaves(local: LocalDatabase, *, include_design: bool = False) -> Leaves:
+    out: Leaves = {}
+    for doc_id in local.doc_ids(include_deleted=True):
+        if doc_id.startswith("_design/") and not include_design:
+            continue
+        parents = local.parents(doc_id)
+        out[doc_id] = {}
+        for leaf in local.leaves(doc_id):
+            doc = local.get(doc_id, leaf.rev)
+            doc["_revisions"] = revisions_object(local.history(doc_id, leaf.rev, parents))
+            out[doc_id][leaf.rev] = _entry(doc)
+    return out
+
+
+def pouch_leaves(dump: dict[str, dict[str, dict[str, Any]]]) -> Leaves:
+    return {doc_id: {rev: _entry(doc) for rev, doc in leaves.items()}
+            for doc_id, leaves in dump.items() if not doc_id.startswith("_design/")}
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+    """CouchDB does some work asynchronously (auth cache eviction, compaction): poll."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True

@@ -1,0 +1,93 @@
+"""``carecouch-device`` end to end against the real server: one-line errors, exit codes 0/1/2,
+JSON where output is data, and help on every command."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from carecouch.couch import Database
+from mobile_stub.cli import main
+from tests.conftest import Server
+from tests.helpers.fixtures import User
+
+from .conftest import PASSPHRASE
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def run(tmp_path: Path, member: User, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    monkeypatch.setenv("CARECOUCH_DEVICE_STORE", str(tmp_path / "device" / "store.sqlite"))
+    monkeypatch.setenv("CARECOUCH_DEVICE_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("CARECOUCH_DEVICE_USER", member.name)
+    monkeypatch.setenv("CARECOUCH_DEVICE_PASSWORD", member.password)
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(main, list(args), input=stdin, catch_exceptions=False)
+    return invoke
+
+
+def test_a_day_offline_and_back(run: Invoke, server: Server, caseload: Database,
+                                tmp_path: Path) -> None:
+    assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
+    again = run("init", "--server", server.url, "--db", caseload.name)
+    assert again.exit_code == 1 and again.stderr.count("\n") == 1
+    assert "already exists" in again.stderr
+
+    assert run("offline").exit_code == 0
+    made = run("--json", "put", stdin=json.dumps({"type": "note", "subject": "patient:3",
+                                                   "text": "seen at home"}))
+    assert made.exit_code == 0, made.stderr
+    record = json.loads(made.stdout)
+    assert record["id"].startswith("note:")
+    stopped = run("sync")
+    assert stopped.exit_code == 1 and "offline" in stopped.stdout
+
+    assert run("online").exit_code == 0
+    synced = run("sync", "--json")
+    assert synced.exit_code == 0, synced.output
+    (report,) = json.loads(synced.stdout)
+    assert report["state"] == "ok" and report["push"]["docs_written"] == 1
+    assert caseload.get(record["id"])["text"] == "seen at home"
+
+    status = json.loads(run("status", "--json").stdout)
+    (db,) = status["databases"]
+    assert (db["pending"], db["rejected"], db["last_sync"]["state"]) == (0, [], "ok")
+    shown = json.loads(run("show", record["id"]).stdout)
+    assert shown["_rev"] == record["rev"] and "clock_offset_ms" in shown
+
+    assert run("wipe", "--dry-run").exit_code == 0
+    assert run("wipe", "--yes").exit_code == 0
+    gone = run("status")
+    assert gone.exit_code == 1 and "no device store" in gone.stderr
+    assert not (tmp_path / "device" / "store.sqlite").exists()
+
+
+def test_usage_and_configuration_errors(run: Invoke, server: Server, caseload: Database,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert run("init", "--db", caseload.name).exit_code == 2
+    with_password = run("init", "--server", "http://u:p@127.0.0.1:1", "--db", "x")
+    assert with_password.exit_code == 2 and "without credentials" in with_password.stderr
+    assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
+    monkeypatch.delenv("CARECOUCH_DEVICE_PASSWORD")
+    missing = run("sync")
+    assert missing.exit_code == 1 and "CARECOUCH_DEVICE_PASSWORD" in missing.stderr
+    monkeypatch.setenv("CARECOUCH_DEVICE_PASSPHRASE", "wrong")
+    wrong = run("status")
+    assert wrong.exit_code == 1 and wrong.stderr.strip() == (
+        "carecouch-device: error: wrong passphrase for this device store")
+
+
+def test_every_command_has_help() -> None:
+    assert main.help
+    for name, command in main.commands.items():
+        assert command.help and command.help.strip(), name
+        for param in command.params:
+            if param.param_type_name == "option":
+                assert getattr(param, "help", None), f"{name} {param.name}"

@@ -1,0 +1,66 @@
+"""A PouchDB client (npm ``pouchdb``, run in Node) and the device replicate the same database
+and converge: same documents, same leaves, same histories, same conflict winner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from carecouch import embedded
+from carecouch.couch import Database
+from mobile_stub.device import Device
+from tests.helpers.fixtures import User
+
+from .support import device_leaves, pouch_leaves, server_leaves
+
+PEER = Path(__file__).resolve().parent.parent / "helpers" / "pouchdb_peer.js"
+
+
+def pouchdb(tmp_path: Path, url: str, user: User, steps: list[dict[str, Any]]) -> Any:
+    node = shutil.which("node")
+    module = embedded.project_root() / "node_modules" / "pouchdb"
+    if node is None or not module.is_dir():
+        pytest.fail("the PouchDB peer needs node and node_modules/pouchdb (npm ci)")
+    args = {"pouchdb": str(module), "local": str(tmp_path / "pouch" / "db"), "remote": url,
+            "username": user.name, "password": user.password, "steps": steps}
+    (tmp_path / "pouch").mkdir(exist_ok=True)
+    done = subprocess.run([node, str(PEER), json.dumps(args)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_pouchdb_and_the_device_converge(tmp_path: Path, caseload: Database, member: User,
+                                         make_device: Callable[..., Device]) -> None:
+    url = f"{caseload.client.url}/{caseload.name}"
+    caseload.put({"_id": "careplan:shared", "type": "careplan", "goals": []})
+    device = make_device(caseload, member)
+    assert device.sync(caseload.name).ok
+    pouch_docs = [{"_id": f"observation:pouch{i}", "type": "observation", "value": i}
+                  for i in range(20)]
+    pouchdb(tmp_path, url, member, [{"op": "put", "docs": pouch_docs}, {"op": "sync"}])
+
+    # Both sides edit the shared record while apart: a conflict.
+    for i in range(20):
+        device.new_record(caseload.name, "observation", {"value": i, "by": "device"})
+    local = device.store.database(caseload.name)
+    device.edit(caseload.name, {**local.get("careplan:shared"), "goals": ["device"]})
+    pouchdb(tmp_path, url, member, [{"op": "edit", "id": "careplan:shared",
+                                     "set": {"goals": ["pouch"]}}])
+
+    assert device.sync(caseload.name).ok
+    result = pouchdb(tmp_path, url, member, [{"op": "sync"}, {"op": "dump"}])
+    assert device.sync(caseload.name).ok
+
+    expected = server_leaves(caseload)
+    assert len(expected) == 41 and len(expected["careplan:shared"]) == 2
+    assert device_leaves(local) == expected
+    assert pouch_leaves(result["dump"]) == expected
+    winner = caseload.get("careplan:shared")["_rev"]
+    assert local.get("careplan:shared")["_rev"] == winner

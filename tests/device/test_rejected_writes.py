@@ -1,0 +1,115 @@
+"""Writes the server refuses are kept with the server's reason, never dropped; the documented
+recovery for ``exclusive.reread`` re-reads the record and retries.
+
+These run as Apache CouchDB behaves. On the embedded server they need carecouch's fix of
+``new_edits=false`` + ``validate_doc_update`` (PouchDB Server 4.2.0 drops such writes silently)
+and of ``oldDoc`` for replicated writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from carecouch.couch import Database
+from mobile_stub.device import Device
+from mobile_stub.errors import RecoveryUnavailable
+from mobile_stub.store import Rejections
+
+from .support import wait_until
+
+RULES = """function (newDoc, oldDoc, userCtx) {
+  var admin = userCtx.roles.indexOf('_admin') !== -1;
+  if (newDoc.refuse) {
+    throw({forbidden: 'test.refused: this record may not be written (' + newDoc.why + ')'});
+  }
+  if (newDoc.type === 'approval' && !admin && !oldDoc) {
+    throw({forbidden: 'exclusive.reread: the server cannot see this record\\'s previous ' +
+                      'state; re-read it and retry'});
+  }
+}"""
+
+
+def compact_away(db: Database, doc_id: str, rev: str) -> None:
+    """Compact, and wait until the body of ``rev`` is gone (CouchDB compacts in the
+    background: ``compact_running`` may not even be true yet when ``_compact`` answers)."""
+    db.compact()
+    assert wait_until(lambda: db.get_or_none(doc_id, rev=rev) is None, timeout=60)
+
+
+def test_refused_writes_are_kept_with_the_reason_and_the_rest_is_stored(
+        caseload: Database, make_device: Callable[..., Device]) -> None:
+    caseload.put({"_id": "_design/rules", "validate_doc_update": RULES})
+    device = make_device(caseload)
+    assert device.sync(caseload.name).ok
+    good = [device.new_record(caseload.name, "note", {"subject": f"patient:{i}", "text": "ok"})
+            for i in range(3)]
+    bad = device.new_record(caseload.name, "note", {"subject": "patient:9", "refuse": True,
+                                                    "why": "the test says so"})
+
+    report = device.sync(caseload.name)
+    assert report.ok and report.rejected == 1
+    for doc in good:
+        assert caseload.get(doc["_id"])["_rev"] == doc["_rev"]
+    assert caseload.get_or_none(bad["_id"]) is None
+
+    (rejection,) = device.rejections(caseload.name)
+    assert (rejection.doc_id, rejection.rev, rejection.error) == (bad["_id"], bad["_rev"],
+                                                                  "forbidden")
+    assert rejection.reason == "test.refused: this record may not be written (the test says so)"
+    assert rejection.code == "test.refused" and rejection.recovery is None
+    assert rejection.doc["why"] == "the test says so"
+    # The local revision is not lost, and is not counted as waiting to be pushed.
+    local = device.store.database(caseload.name)
+    assert local.get(bad["_id"])["_rev"] == bad["_rev"]
+    assert local.pending_revs() == []
+    # A refusal with no documented recovery is not retried blindly.
+    with pytest.raises(RecoveryUnavailable):
+        device.retry_rejected(caseload.name, bad["_id"])
+    # Nothing new: a second sync neither re-sends nor forgets it.
+    again = device.sync(caseload.name)
+    assert again.ok and again.push.docs_read == 0
+    assert [r.rev for r in device.rejections(caseload.name)] == [bad["_rev"]]
+
+
+def test_exclusive_reread_recovery_rereads_reapplies_and_is_accepted(
+        caseload: Database,
+        make_device: Callable[..., Device]) -> None:
+    caseload.put({"_id": "_design/rules", "validate_doc_update": RULES})
+    # The bridge (an admin) creates the record with a lease for the device's user.
+    device = make_device(caseload)
+    holder = device.credentials.current().username
+    first = caseload.put({"_id": "approval:1", "type": "approval", "state": "open",
+                          "lease": {"holder": holder, "grant": "g1"}})
+    assert device.sync(caseload.name).ok
+    # Offline, the holder completes it ...
+    local = device.store.database(caseload.name)
+    device.store.set_offline(True)
+    device.edit(caseload.name, {**local.get("approval:1"), "state": "completed"})
+    completed_rev = local.get("approval:1")["_rev"]
+    # ... while the bridge renews the lease, and compaction drops the body the edit was based
+    # on: the server cannot see the previous state of the device's branch.
+    caseload.put({"_id": "approval:1", "_rev": first["rev"], "type": "approval",
+                  "state": "open", "lease": {"holder": holder, "grant": "g2"}})
+    compact_away(caseload, "approval:1", first["rev"])
+    device.store.set_offline(False)
+
+    report = device.sync(caseload.name)
+    assert report.ok and report.rejected == 1
+    (rejection,) = device.rejections(caseload.name)
+    assert rejection.rev == completed_rev
+    assert rejection.code == "exclusive.reread", (rejection.error, rejection.reason)
+    assert rejection.recovery == "reread"
+    assert completed_rev in [leaf.rev for leaf in local.leaves("approval:1")]
+
+    new_rev = device.retry_rejected(caseload.name, "approval:1")
+    assert device.sync(caseload.name).ok
+    on_server = caseload.get("approval:1", conflicts=True)
+    assert on_server["_rev"] == new_rev and "_conflicts" not in on_server
+    assert on_server["state"] == "completed"
+    assert on_server["lease"]["grant"] == "g2"  # the server's lease, not the stale one
+    assert completed_rev not in [leaf.rev for leaf in local.leaves("approval:1")]
+    assert device.rejections(caseload.name) == []
+    (kept,) = Rejections(local).list(state="retried")
+    assert kept.resolved_by == new_rev and kept.doc["state"] == "completed"
