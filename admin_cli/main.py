@@ -7,7 +7,10 @@ import click
 from carecouch import __version__
 from carecouch.config import load_env_file
 
+from .cmd_audit import audit
 from .cmd_caseload import caseload
+from .cmd_credentials import credentials
+from .cmd_policy import policy
 from .cmd_server import server
 from .errors import CarecouchGroup
 
@@ -26,3 +29,6 @@ def cli() -> None:
 
 cli.add_command(server)
 cli.add_command(caseload)
+cli.add_command(audit)
+cli.add_command(policy)
+cli.add_command(credentials)

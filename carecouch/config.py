@@ -41,6 +41,30 @@ SETTINGS: dict[str, str] = {
     "CARECOUCH_DEVICE_PASSWORD": "carecouch-device: that user's password (secret)",
     "CARECOUCH_COUCH_DIR": "couch/ directory the caseload design documents are assembled "
                            "from (default: the project's couch/)",
+    # carecouch-bridge (docs/bridge.md). Secrets may also be given as NAME_FILE.
+    "CARECOUCH_BRIDGE_POLICY": "bridge: the access-policy YAML file (required)",
+    "CARECOUCH_BRIDGE_SIGNING_KEY": "bridge: Ed25519 signing key, base64url 32-byte seed "
+                                    "(secret; or use CARECOUCH_BRIDGE_SIGNING_KEY_FILE)",
+    "CARECOUCH_BRIDGE_SIGNING_KEY_FILE": "bridge: file holding the Ed25519 signing key (PEM)",
+    "CARECOUCH_BRIDGE_IDP_KEYS_FILE": "bridge: identity provider's public keys, PEM bundle or "
+                                      "JWKS (required)",
+    "CARECOUCH_BRIDGE_IDP_ISSUER": "bridge: the identity provider's issuer, JWT iss (required)",
+    "CARECOUCH_BRIDGE_IDP_AUDIENCE": "bridge: the JWT aud the bridge accepts (required)",
+    "CARECOUCH_BRIDGE_IDP_USER_CLAIM": "bridge: JWT claim naming the user (default sub)",
+    "CARECOUCH_BRIDGE_IDP_GROUPS_CLAIM": "bridge: JWT claim listing groups (default groups)",
+    "CARECOUCH_BRIDGE_COUCHDB_USER": "bridge: its own CouchDB user, role carecouch:bridge "
+                                     "(default carecouch-bridge)",
+    "CARECOUCH_BRIDGE_COUCHDB_PASSWORD": "bridge: that user's password (secret, required)",
+    "CARECOUCH_BRIDGE_COUCHDB_PASSWORD_FILE": "bridge: file holding that password",
+    "CARECOUCH_BRIDGE_PUBLIC_COUCHDB_URL": "bridge: CouchDB URL devices use (default "
+                                           "COUCHDB_URL)",
+    "CARECOUCH_BRIDGE_RATE_LIMIT": "bridge: requests/seconds per user and per device, per "
+                                   "instance (default 60/60)",
+    "CARECOUCH_BRIDGE_CLOCK_SKEW": "bridge: seconds a signed request's timestamp may be off "
+                                   "(default 300)",
+    "CARECOUCH_BRIDGE_REAP_INTERVAL": "bridge: seconds between reaper passes; 0 disables "
+                                      "(default 60)",
+    "CARECOUCH_BRIDGE_PORT": "carecouch-bridge serve: port (default 8765)",
 }
 
 # Variables only the official CouchDB image reads (docker-compose.yml, production.env).

@@ -60,3 +60,55 @@ def member_role(caseload_id: str) -> str:
 def registry_doc_id(caseload_id: str) -> str:
     """The caseload's document id in ``carecouch_registry``."""
     return f"caseload:{caseload_id}"
+
+
+# -- people, devices and their CouchDB accounts (docs/bridge.md) --------------------------
+
+BRIDGE_ROLE = "carecouch:bridge"
+RESOLVER_ROLE = "carecouch:resolver"
+CLINICAL_PREFIX = "clinical:"
+# Roles that narrow the record types a device session may write (authorship.js reads them):
+# the marker says "narrowed", each ``carecouch:writes:<type>`` grants one type.
+WRITES_RESTRICTED_ROLE = "carecouch:writes-restricted"
+WRITES_PREFIX = "carecouch:writes:"
+SESSION_SEPARATOR = "~"
+USERS_DB = "_users"
+USER_DOC_PREFIX = "org.couchdb.user:"
+
+# No "~" (it separates user and device in a session name, and the rules split on the last
+# one) and no ":" (CouchDB user ids are "org.couchdb.user:<name>"); no leading "_" or ".".
+_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
+_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+
+
+class InvalidName(CarecouchError, ValueError):
+    """A user or device id that cannot become part of a CouchDB user name."""
+
+
+def check_user_id(value: object) -> str:
+    if isinstance(value, str) and _USER.match(value):
+        return value
+    raise InvalidName(f"bad user id {str(value)[:120]!r}: use 1-100 letters, digits and "
+                      "'.', '_', '@', '+', '-', starting with a letter or digit")
+
+
+def check_device_id(value: object) -> str:
+    if isinstance(value, str) and _DEVICE.match(value):
+        return value
+    raise InvalidName(f"bad device id {str(value)[:120]!r}: use 3-64 letters, digits and "
+                      "'.', '_', '-', starting with a letter or digit")
+
+
+def session_name(user: str, device: str) -> str:
+    """The CouchDB user of one clinician on one device: ``alice~tablet-7``."""
+    return f"{user}{SESSION_SEPARATOR}{device}"
+
+
+def split_session_name(name: str) -> tuple[str, str] | None:
+    """``alice~tablet-7`` -> (``alice``, ``tablet-7``); None for any other name."""
+    user, sep, device = name.rpartition(SESSION_SEPARATOR)
+    return (user, device) if sep and user and device else None
+
+
+def user_doc_id(name: str) -> str:
+    return f"{USER_DOC_PREFIX}{name}"

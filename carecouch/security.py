@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .couch import CouchClient, Doc
-from .ids import member_role
+from .ids import BRIDGE_ROLE, member_role
 
 
 def admin_only() -> Doc:
@@ -23,10 +23,12 @@ def admin_only() -> Doc:
 
 
 def caseload_security(caseload_id: str, *, archived: bool = False) -> Doc:
-    """Members by the caseload role; an archived caseload is admin-only (data kept)."""
+    """Members by the caseload role, and the bridge (it writes leases into exclusive records as
+    its own CouchDB user); an archived caseload is admin-only (data kept)."""
     if archived:
         return admin_only()
-    return {"admins": {"roles": ["_admin"]}, "members": {"roles": [member_role(caseload_id)]}}
+    return {"admins": {"roles": ["_admin"]},
+            "members": {"roles": [member_role(caseload_id), BRIDGE_ROLE]}}
 
 
 def _normal(section: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -69,7 +69,8 @@ def test_create_provisions_everything(run_cli: Run, admin: CouchClient, server: 
 
     db = admin.db(caseload_db(caseload_id))
     assert db.get_security() == caseload_security(caseload_id)
-    assert db.get_security()["members"]["roles"] == [f"caseload:{caseload_id}"]
+    assert db.get_security()["members"]["roles"] == [f"caseload:{caseload_id}",
+                                                     "carecouch:bridge"]
     ddoc = db.get(MAIN_DDOC_ID)
     expected = assemble()[MAIN_DDOC_ID]
     assert ddoc["carecouch"]["version"] == stamped_version(expected)
@@ -300,7 +301,7 @@ def test_list_and_show(run_cli: Run, admin: CouchClient, caseload_ids: IdFactory
     assert shown["security"] == caseload_security(caseload_id)
     assert shown["design_docs"] == {MAIN_DDOC_ID: {"version": version, "current": True}}
     text = run_cli("caseload", "show", caseload_id).stdout
-    assert f"member roles              caseload:{caseload_id}\n" in text
+    assert f"member roles              caseload:{caseload_id}, carecouch:bridge\n" in text
     assert f"design {MAIN_DDOC_ID}  {version[:8]} current\n" in text
 
 

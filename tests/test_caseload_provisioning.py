@@ -173,7 +173,7 @@ def test_archive_leaves_design_docs_alone(admin: CouchClient, caseload_ids: IdFa
     caseload_id = caseload_ids()
     Provisioner(admin).apply(specs(caseload_id))
     old = admin.db(caseload_db(caseload_id)).get(MAIN_DDOC_ID)
-    (couch_dir / "design_docs" / "carecouch" / "filters").mkdir()
+    (couch_dir / "design_docs" / "carecouch" / "filters").mkdir(exist_ok=True)
     (couch_dir / "design_docs" / "carecouch" / "filters" / "all.js").write_text(
         "function (doc, req) { return true; }\n")
     plan = Provisioner(admin, couch_dir=couch_dir).archive(caseload_id)

@@ -110,3 +110,53 @@ def test_code_reads_only_known_names() -> None:
 def test_every_setting_is_documented() -> None:
     doc = (ROOT / "docs/configuration.md").read_text()
     assert [name for name in SETTINGS if f"`{name}`" not in doc] == []
+
+
+# -- the bridge ---------------------------------------------------------------------------------
+
+BRIDGE_REQUIRED = {"COUCHDB_URL", "COUCHDB_USER", "COUCHDB_PASSWORD",
+                   "CARECOUCH_BRIDGE_POLICY", "CARECOUCH_BRIDGE_IDP_KEYS_FILE",
+                   "CARECOUCH_BRIDGE_IDP_ISSUER", "CARECOUCH_BRIDGE_IDP_AUDIENCE",
+                   "CARECOUCH_BRIDGE_COUCHDB_PASSWORD"}
+
+
+def test_bridge_runs_under_gunicorn_after_the_cluster_is_formed(
+        compose: dict[str, Any]) -> None:
+    bridge = compose["services"]["bridge"]
+    assert bridge["build"] == "."
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert '"gunicorn"' in dockerfile and '"bridge.wsgi:app"' in dockerfile
+    assert "pip install '.[server]'" in dockerfile
+    assert (ROOT / "bridge" / "wsgi.py").is_file()
+    assert bridge["depends_on"] == {"cluster-setup": {
+        "condition": "service_completed_successfully"}}
+    assert bridge["env_file"] == ["deploy/production.env"]
+    assert bridge["ports"] == ["127.0.0.1:8765:8765"]
+    assert "/healthz" in " ".join(bridge["healthcheck"]["test"])
+    assert "carecouch" in bridge["networks"]
+
+
+def test_bridge_gets_every_setting_it_requires_and_its_secrets_from_files(
+        compose: dict[str, Any]) -> None:
+    bridge = compose["services"]["bridge"]
+    given = set(bridge["environment"]) | env_file_names(ROOT / "deploy/production.env.example")
+    assert BRIDGE_REQUIRED - given == set()
+    # The signing key is a compose secret (a file outside git), never an environment value.
+    assert bridge["environment"]["CARECOUCH_BRIDGE_SIGNING_KEY_FILE"] == \
+        "/run/secrets/bridge_signing_key"
+    secret = compose["secrets"]["bridge_signing_key"]["file"]
+    assert secret.startswith("./deploy/bridge/") and secret.endswith(".pem")
+    assert "/deploy/bridge/*.pem" in (ROOT / ".gitignore").read_text()
+    text = (ROOT / "deploy/production.env.example").read_text()
+    assert "CARECOUCH_BRIDGE_COUCHDB_PASSWORD=CHANGE-ME" in text
+    mounted = {v.split(":")[0]: v.split(":")[1] for v in bridge["volumes"]}
+    assert mounted == {"./deploy/bridge": "/etc/carecouch"}
+    for name in ("CARECOUCH_BRIDGE_POLICY", "CARECOUCH_BRIDGE_IDP_KEYS_FILE"):
+        assert bridge["environment"][name].startswith("/etc/carecouch/")
+    assert (ROOT / "deploy/bridge/policy.yaml").is_file()
+
+
+def test_the_shipped_production_policy_is_valid() -> None:
+    from carecouch.policy import load_policy
+
+    assert load_policy(ROOT / "deploy/bridge/policy.yaml").rules

@@ -9,9 +9,18 @@
 // them and writes leases on the clinicians' behalf. A resolver signs what they write but needs
 // no clinical role to write on an existing record: merging a care plan's branches is review
 // work, not care.
+//
+// Narrowed sessions: the bridge's policy may let a clinician write fewer record types than
+// their clinical roles admit (an HCA on a school caseload writes observations only). Such a
+// session carries the marker role `carecouch:writes-restricted` and one
+// `carecouch:writes:<type>` per type granted; any other type is refused, so the narrowing holds
+// on the server and not only on the device.
 
 var common = require('lib/validate/common');
 var refuse = common.refuse;
+
+var RESTRICTED = 'carecouch:writes-restricted';
+var WRITES_PREFIX = 'carecouch:writes:';
 
 exports.check = function (ctx) {
   var doc = ctx.newDoc;
@@ -28,9 +37,17 @@ exports.check = function (ctx) {
   }
   if (ctx.isResolver && ctx.oldDoc) { return; }
   var writers = ctx.recordType.writers;
-  for (var i = 0; i < writers.length; i++) {
-    if (common.hasRole(ctx.userCtx, writers[i])) { return; }
+  var admitted = false;
+  for (var i = 0; i < writers.length && !admitted; i++) {
+    admitted = common.hasRole(ctx.userCtx, writers[i]);
   }
-  refuse('auth.role_required', 'writing a ' + doc.type + ' needs one of the roles ' +
-         writers.join(', '));
+  if (!admitted) {
+    refuse('auth.role_required', 'writing ' + common.a(doc.type) + ' needs one of the roles ' +
+           writers.join(', '));
+  }
+  if (common.hasRole(ctx.userCtx, RESTRICTED) &&
+      !common.hasRole(ctx.userCtx, WRITES_PREFIX + doc.type)) {
+    refuse('auth.type_not_granted', 'your access policy does not let this device session ' +
+           'write ' + common.a(doc.type) + ' (ask IT to grant the record type)');
+  }
 };

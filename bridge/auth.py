@@ -1,0 +1,64 @@
+"""Who is calling: the identity-provider user (bearer JWT) and what the policy grants them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import request
+
+from carecouch.ids import InvalidName, check_user_id
+from carecouch.policy import Grant, Policy
+
+from .errors import ApiError
+from .idp import BadToken, Identity
+from .services import services
+
+BEARER = "bearer "
+
+
+def require_user() -> Identity:
+    """The caller, from ``Authorization: Bearer <JWT>``; 401 otherwise. Also spends one token
+    of the user's rate limit and refuses tokens issued before the user was revoked."""
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith(BEARER) or not header[len(BEARER):].strip():
+        raise ApiError(401, "auth.missing_token", "send Authorization: Bearer <token from "
+                       "the identity provider>", headers={"WWW-Authenticate": "Bearer"})
+    s = services()
+    try:
+        identity = s.identity.verify(header[len(BEARER):].strip())
+    except BadToken as exc:
+        raise ApiError(401, "auth.bad_token", str(exc),
+                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+    try:
+        check_user_id(identity.user)
+    except InvalidName as exc:
+        raise ApiError(403, "auth.bad_user", f"the identity provider's user name cannot be "
+                       f"used for CouchDB credentials: {exc}") from exc
+    s.limiter.take(f"user:{identity.user}")
+    revoked_at = s.devices.user_revoked_at(identity.user)
+    if revoked_at is not None and identity.issued_at <= _epoch(revoked_at):
+        raise ApiError(401, "auth.revoked", f"{identity.user}'s access was revoked at "
+                       f"{revoked_at}; sign in to the identity provider again")
+    return identity
+
+
+def _epoch(iso: str) -> float:
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return float("inf")  # an unreadable revocation time refuses every token: fail closed
+
+
+def policy_and_grant(identity: Identity) -> tuple[Policy, Grant]:
+    s = services()
+    policy = s.policy.get()
+    return policy, policy.evaluate(identity.user, identity.groups, s.caseloads.caseloads())
+
+
+def require_grant(identity: Identity) -> tuple[Policy, Grant]:
+    """The caller's grant; 403 when the policy gives them nothing at all."""
+    policy, grant = policy_and_grant(identity)
+    if not grant.any and not grant.break_glass and not grant.admin:
+        raise ApiError(403, "policy.no_grant", f"the access policy grants {identity.user} "
+                       "nothing; ask IT", {"policy_version": policy.version})
+    return policy, grant

@@ -1,0 +1,59 @@
+"""``POST /v1/break-glass``: emergency access to a caseload outside the user's policy.
+
+Only for users the policy names under ``break_glass``, only with a typed justification, for
+the policy's short break-glass lifetime; the credential replaces the device's current one
+(it carries the user's usual caseloads too) and is flagged for review in the audit trail
+(``carecouch audit break-glass`` lists them).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from carecouch.audit import AuditEvent
+from carecouch.clock import utc_now
+from carecouch.ids import InvalidCaseloadId, check_caseload_id
+
+from . import inputs
+from .auth import require_grant, require_user
+from .credentials import issue
+from .devices import require_device
+from .errors import ApiError
+from .services import services
+
+blueprint = Blueprint("break_glass", __name__)
+MIN_JUSTIFICATION = 20
+
+
+@blueprint.post("/v1/break-glass")
+def break_glass() -> tuple[Response, int]:
+    identity = require_user()
+    device = require_device()
+    data = inputs.body()
+    inputs.only(data, "caseload", "justification")
+    caseload_id = inputs.required_text(data, "caseload", max_length=48)
+    try:
+        check_caseload_id(caseload_id)
+    except InvalidCaseloadId as exc:
+        raise ApiError(400, "request.bad_field", str(exc), {"field": "caseload"}) from exc
+    justification = inputs.required_text(data, "justification", min_length=MIN_JUSTIFICATION,
+                                         max_length=2000).strip()
+    policy, grant = require_grant(identity)
+    if not grant.break_glass:
+        raise ApiError(403, "break_glass.not_allowed", f"the access policy does not let "
+                       f"{identity.user} use break-glass access")
+    record = services().caseloads.caseload(caseload_id)
+    if record is None or record.get("status") != "active":
+        raise ApiError(404, "caseload.unknown", f"no active caseload {caseload_id}")
+    if caseload_id in grant.caseloads:
+        raise ApiError(409, "break_glass.not_needed", f"the policy already gives "
+                       f"{identity.user} caseload {caseload_id}; ask for credentials instead")
+    flag = {"caseload": caseload_id, "justification": justification, "review": "pending",
+            "requested_at": utc_now()}
+    body = issue(identity, device, policy, grant, extra=(caseload_id, policy.filter),
+                 lifetime=grant.break_glass_lifetime, break_glass=flag)
+    services().audit(identity.user).record_many([AuditEvent("break_glass.issue", caseload_id, {
+        "user": identity.user, "device": device.id, "name": body["username"],
+        "justification": justification, "expires_at": body["expires_at"],
+        "review": "pending"})])
+    return jsonify({**body, "break_glass": flag}), 201

@@ -1,0 +1,141 @@
+"""``POST /v1/credentials``: a short-lived CouchDB user for this clinician on this device.
+
+The policy decides the roles, caseloads, record types and replication filter; the response
+carries everything a device needs to replicate, and a policy snapshot signed with the bridge's
+key that the device enforces while offline. Any earlier credential of the device is rotated
+away: the same clinician's password is replaced, another clinician's user is deleted.
+``DELETE /v1/users/<user>/credentials`` revokes every credential a user holds.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+
+from carecouch import revocation
+from carecouch.audit import AuditEvent
+from carecouch.clock import format_utc
+from carecouch.credentials import CredentialsError
+from carecouch.devices import Device
+from carecouch.ids import InvalidName, caseload_db, check_user_id, session_name
+from carecouch.policy import Filter, Grant, Policy
+
+from . import inputs
+from .auth import policy_and_grant, require_grant, require_user
+from .devices import require_device
+from .errors import ApiError
+from .idp import Identity
+from .services import services
+
+blueprint = Blueprint("credentials", __name__)
+FILTER_NAME = "carecouch/device"
+SNAPSHOT_TYPE = "carecouch-snapshot+jws"
+
+
+def filter_params(flt: Filter, now: datetime) -> dict[str, str]:
+    """The query parameters of ``carecouch/device`` (couch/design_docs/.../filters/device.js)."""
+    params: dict[str, str] = {}
+    if flt.types is not None:
+        params["types"] = ",".join(flt.types)
+    if flt.time_window is not None:
+        since = now - timedelta(seconds=flt.time_window)
+        params["not_before"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if flt.pinned_subjects:
+        params["subjects"] = ",".join(flt.pinned_subjects)
+    return params
+
+
+def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
+          extra: tuple[str, Filter] | None = None, lifetime: int | None = None,
+          break_glass: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Create or rotate the device's credential; the response body (also audited)."""
+    s = services()
+    now = datetime.now(UTC)
+    lifetime = lifetime or grant.credential_lifetime
+    extra_ids = (extra[0],) if extra else ()
+    roles = grant.couch_roles(extra_ids)
+    previous = s.devices.set_holder(device, identity.user)
+    rotated = []
+    if previous and previous != identity.user:
+        name = session_name(previous, device.id)
+        if s.credentials.delete(name):
+            rotated.append(name)
+    meta: dict[str, Any] = {"policy_version": policy.version, "rules": list(grant.rules)}
+    if break_glass is not None:
+        meta["break_glass"] = break_glass
+    try:
+        issued = s.credentials.issue(identity.user, device.id, roles, lifetime, now=now,
+                                     extra=meta)
+    except CredentialsError as exc:
+        raise ApiError(409, "credentials.name_taken", str(exc)) from exc
+    if issued.replaced:
+        rotated.append(issued.name)
+    url = s.settings.public_couchdb_url
+    databases: list[dict[str, Any]] = [{"caseload": c.id, "name": c.db, "url": f"{url}/{c.db}",
+                  "filter": {"name": FILTER_NAME, "query_params": filter_params(c.filter, now)}}
+                 for c in grant.caseloads.values()]
+    if extra:
+        caseload_id, flt = extra
+        db = caseload_db(caseload_id)
+        databases.append({"caseload": caseload_id, "name": db, "url": f"{url}/{db}",
+                          "break_glass": True,
+                          "filter": {"name": FILTER_NAME,
+                                     "query_params": filter_params(flt, now)}})
+    snapshot = {
+        "iss": "carecouch-bridge", "sub": identity.user, "device": device.id,
+        "username": issued.name, "iat": int(time.time()), "issued_at": format_utc(now),
+        "credential_expires_at": issued.expires_at,
+        "offline_until": format_utc(now + timedelta(seconds=grant.offline_grace)),
+        "policy_version": policy.version, "clinical_roles": list(grant.clinical_roles),
+        "resolver": grant.resolver, "record_types": list(grant.record_types),
+        "lease_lifetime_seconds": grant.lease_lifetime,
+        "databases": [{"caseload": d["caseload"], "name": d["name"], "filter": d["filter"]}
+                      for d in databases],
+        "break_glass": break_glass}
+    events = [AuditEvent("credentials.issue", identity.user, {
+        "name": issued.name, "device": device.id, "roles": roles,
+        "expires_at": issued.expires_at, "policy_version": policy.version,
+        "break_glass": break_glass is not None})]
+    if rotated:
+        events.append(AuditEvent("credentials.rotate", identity.user, {
+            "name": issued.name, "device": device.id, "replaced": rotated}))
+    s.audit(identity.user).record_many(events)
+    return {"couchdb_url": url, "username": issued.name, "password": issued.password,
+            "roles": roles, "issued_at": issued.issued_at, "expires_at": issued.expires_at,
+            "server_time": format_utc(datetime.now(UTC)), "databases": databases,
+            "rotated": rotated, "snapshot": s.signer.sign(snapshot, SNAPSHOT_TYPE),
+            "policy_version": policy.version}
+
+
+@blueprint.post("/v1/credentials")
+def credentials() -> tuple[Response, int]:
+    identity = require_user()
+    device = require_device()
+    inputs.only(inputs.body())
+    policy, grant = require_grant(identity)
+    if not grant.caseloads:
+        raise ApiError(403, "policy.no_caseloads", f"the access policy gives {identity.user} "
+                       "no active caseload", {"notes": grant.notes,
+                                              "policy_version": policy.version})
+    return jsonify(issue(identity, device, policy, grant)), 201
+
+
+@blueprint.delete("/v1/users/<user>/credentials")
+def revoke_user_credentials(user: str) -> Response:
+    """Delete every CouchDB user ``user`` holds, and refuse identity tokens issued before now
+    (a stolen token dies with the revocation). For the user themselves or a policy admin."""
+    identity = require_user()
+    try:
+        check_user_id(user)
+    except InvalidName as exc:
+        raise ApiError(404, "user.unknown", str(exc)) from exc
+    _, grant = policy_and_grant(identity)
+    if user != identity.user and not grant.admin:
+        raise ApiError(403, "auth.not_admin", "only the user themselves or a policy admin "
+                       "may revoke a user's credentials")
+    revoked = revocation.revoke_user(services().admin, user, identity.user)
+    return jsonify({"user": user, "revoked_at": revoked.revoked_at,
+                    "deleted_credentials": revoked.deleted})

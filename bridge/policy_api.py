@@ -1,0 +1,40 @@
+"""Read-only endpoints: the caller's own grant, the bridge's public keys, health."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from carecouch.errors import CarecouchError
+
+from .auth import policy_and_grant, require_user
+from .services import services
+
+blueprint = Blueprint("policy", __name__)
+
+
+@blueprint.get("/v1/policy")
+def my_policy() -> Response:
+    """What the policy gives the caller, and why (``carecouch policy explain`` for oneself)."""
+    identity = require_user()
+    policy, grant = policy_and_grant(identity)
+    return jsonify({"policy_version": policy.version, "grant": grant.as_json()})
+
+
+@blueprint.get("/v1/keys")
+def keys() -> Response:
+    """The bridge's public signing key as a JWK set: devices verify snapshots and lease
+    tokens with it offline."""
+    return jsonify({"keys": [services().signer.jwk()]})
+
+
+@blueprint.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    """For load balancers: 200 when CouchDB answers; says whether the last policy edit loaded."""
+    s = services()
+    policy = s.policy.get()
+    body = {"status": "ok", "policy_version": policy.version, "policy_error": s.policy.error}
+    try:
+        s.admin.request("GET", "_up", idempotent=True, ok=(404,))
+    except CarecouchError as exc:
+        return jsonify({**body, "status": "unavailable", "couchdb": str(exc)}), 503
+    return jsonify(body), 200

@@ -1,0 +1,170 @@
+"""What every request handler uses, built once per process by :func:`init_app`.
+
+Hung on ``app.extensions["carecouch"]``: settings, CouchDB clients (the server admin for
+``_users``, the registry, nonces and the audit trail; the bridge's own CouchDB user for caseload
+databases), the policy (reloaded when its file changes), the signing key, the identity
+verifier, the rate limiter and the reaper.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from carecouch.audit import AuditLog
+from carecouch.couch import CouchClient
+from carecouch.credentials import CredentialStore
+from carecouch.devices import DeviceRegistry
+from carecouch.errors import ConfigError, CouchUnauthorized
+from carecouch.ids import BRIDGE_ROLE, USERS_DB, user_doc_id
+from carecouch.nonces import NonceStore
+from carecouch.policy import Policy, PolicyError, load_policy
+from carecouch.records import Registry as RecordRegistry
+from carecouch.records import load_registry
+from carecouch.registry import Registry
+from carecouch.signing import Signer
+
+from .idp import IdentityVerifier
+from .ratelimit import RateLimiter
+from .reaper import Reaper
+from .settings import BridgeSettings
+
+log = logging.getLogger("carecouch.bridge")
+EXTENSION = "carecouch"
+
+
+class PolicyStore:
+    """The last good policy; re-read when the file's mtime or size changes. A bad edit is
+    logged and reported on /healthz, and the bridge keeps serving the previous policy."""
+
+    def __init__(self, path: Path, registry: RecordRegistry) -> None:
+        self.path = path
+        self.registry = registry
+        self._lock = threading.Lock()
+        self._stamp = self._stat()
+        self.error: str | None = None
+        try:
+            self._policy = load_policy(path, registry)
+        except PolicyError as exc:
+            raise ConfigError(f"CARECOUCH_BRIDGE_POLICY: {exc}") from exc
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    def get(self) -> Policy:
+        stamp = self._stat()
+        with self._lock:
+            if stamp is not None and stamp != self._stamp:
+                self._stamp = stamp
+                try:
+                    self._policy = load_policy(self.path, self.registry)
+                    self.error = None
+                    log.info("policy reloaded (version %s)", self._policy.version)
+                except PolicyError as exc:
+                    self.error = str(exc)
+                    log.error("policy not reloaded, keeping version %s: %s",
+                              self._policy.version, exc)
+            return self._policy
+
+
+@dataclass
+class Services:
+    settings: BridgeSettings
+    admin: CouchClient
+    couch: CouchClient  # as the bridge's own CouchDB user
+    policy: PolicyStore
+    records: RecordRegistry
+    signer: Signer
+    identity: IdentityVerifier
+    limiter: RateLimiter
+    devices: DeviceRegistry = field(init=False)
+    nonces: NonceStore = field(init=False)
+    credentials: CredentialStore = field(init=False)
+    caseloads: Registry = field(init=False)
+    reaper: Reaper | None = None
+
+    def __post_init__(self) -> None:
+        self.devices = DeviceRegistry(self.admin)
+        self.nonces = NonceStore(self.admin)
+        self.credentials = CredentialStore(self.admin)
+        self.caseloads = Registry(self.admin)
+
+    def audit(self, actor: str) -> AuditLog:
+        return AuditLog(self.admin, actor)
+
+    def close(self) -> None:
+        if self.reaper is not None:
+            self.reaper.stop()
+        self.admin.close()
+        self.couch.close()
+
+
+def services() -> Services:
+    found: Services = current_app.extensions[EXTENSION]
+    return found
+
+
+def init_app(app: Flask) -> Services:
+    settings = BridgeSettings.load(app.config)
+    records = load_registry()
+    s = settings.couch
+    built = Services(
+        settings=settings, admin=CouchClient(s.url, s.user, s.password),
+        couch=CouchClient(s.url, settings.bridge_user, settings.bridge_password, retries=1),
+        policy=PolicyStore(settings.policy_file, records), records=records,
+        signer=Signer(settings.signing_key),
+        identity=IdentityVerifier(settings.idp_keys, settings.idp_issuer,
+                                  settings.idp_audience, settings.user_claim,
+                                  settings.groups_claim),
+        limiter=RateLimiter(settings.rate_count, settings.rate_seconds))
+    _prepare_couchdb(built)
+    if settings.reap_interval > 0:
+        built.reaper = Reaper(built.admin, built.nonces, settings.reap_interval)
+    app.extensions[EXTENSION] = built
+
+    @app.before_request
+    def _start_reaper() -> None:
+        # Started by the first request, in the process that serves it: a thread started
+        # before gunicorn forks its workers would not survive the fork.
+        if built.reaper is not None:
+            built.reaper.start()
+
+    return built
+
+
+def _prepare_couchdb(built: Services) -> None:
+    """The registry and audit databases exist, and the bridge's own CouchDB user works."""
+    built.caseloads.ensure()
+    built.audit("bridge").ensure()
+    settings = built.settings
+    try:
+        if BRIDGE_ROLE in (built.couch.session()["userCtx"].get("roles") or []):
+            return
+    except CouchUnauthorized:
+        pass  # not created yet, or another password: (re)write it below
+    users = built.admin.db(USERS_DB)
+    existing = users.get_or_none(user_doc_id(settings.bridge_user)) or {}
+    users.put({**existing, "_id": user_doc_id(settings.bridge_user), "type": "user",
+               "name": settings.bridge_user, "roles": [BRIDGE_ROLE],
+               "password": settings.bridge_password})
+    # CouchDB refreshes its authentication cache asynchronously.
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            if BRIDGE_ROLE in built.couch.session()["userCtx"].get("roles", []):
+                return
+        except CouchUnauthorized:
+            pass
+        if time.monotonic() > deadline:
+            raise ConfigError(f"the bridge's CouchDB user {settings.bridge_user} does not "
+                              "work after it was written; check CouchDB's authentication")
+        time.sleep(0.2)

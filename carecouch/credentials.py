@@ -1,0 +1,161 @@
+"""Device-session credentials: short-lived CouchDB users the bridge creates, rotates and deletes.
+
+Each clinician on each device holds one CouchDB user, ``<user>~<device>`` (the record rules
+read the clinician and the device from the name), with a random password, the roles the
+policy grants, and ``carecouch.expires_at``. CouchDB itself knows nothing of expiry: a
+credential stops working when its user document is deleted, by revocation at once, or by the
+reaper (:func:`reap`) soon after it expires (docs/bridge.md says how soon).
+
+Only user documents carrying the ``carecouch`` marker are ever changed or deleted here, so a
+person's own CouchDB account that happens to share a name is never touched.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .clock import format_utc
+from .couch import CouchClient, Doc
+from .errors import CarecouchError, CouchConflict, CouchNotFound
+from .ids import (
+    USER_DOC_PREFIX,
+    USERS_DB,
+    session_name,
+    user_doc_id,
+)
+
+MARKER = "carecouch"
+PAGE = 500
+PASSWORD_BYTES = 32
+
+
+class CredentialsError(CarecouchError):
+    """A credential cannot be issued (e.g. the name belongs to an account carecouch did not
+    create)."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """One device-session CouchDB user, as ``_users`` holds it."""
+
+    name: str
+    user: str
+    device: str
+    roles: tuple[str, ...]
+    issued_at: str
+    expires_at: str
+    break_glass: Mapping[str, Any] | None
+
+    @classmethod
+    def from_doc(cls, doc: Doc) -> Session | None:
+        meta = doc.get(MARKER)
+        if not isinstance(meta, dict) or doc.get("_deleted"):
+            return None
+        return cls(name=str(doc.get("name")), user=str(meta.get("user")),
+                   device=str(meta.get("device")), roles=tuple(doc.get("roles") or ()),
+                   issued_at=str(meta.get("issued_at")), expires_at=str(meta.get("expires_at")),
+                   break_glass=meta.get("break_glass"))
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at <= format_utc(now)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "user": self.user, "device": self.device,
+                "roles": list(self.roles), "issued_at": self.issued_at,
+                "expires_at": self.expires_at, "break_glass": self.break_glass}
+
+
+@dataclass(frozen=True)
+class Issued:
+    name: str
+    password: str
+    roles: tuple[str, ...]
+    issued_at: str
+    expires_at: str
+    replaced: bool  # an earlier credential of the same name had its password changed
+
+
+class CredentialStore:
+    """``_users`` as the server admin sees it."""
+
+    def __init__(self, admin: CouchClient) -> None:
+        self.users = admin.db(USERS_DB)
+
+    def issue(self, user: str, device: str, roles: list[str], lifetime: int, *,
+              now: datetime | None = None, extra: Mapping[str, Any] | None = None) -> Issued:
+        """Create ``<user>~<device>``, or give it a new password and roles (the old password
+        stops working at once: rotation)."""
+        now = now or datetime.now(UTC)
+        name = session_name(user, device)
+        expires = now + timedelta(seconds=lifetime)
+        password = secrets.token_urlsafe(PASSWORD_BYTES)
+        meta = {"user": user, "device": device, "issued_at": format_utc(now),
+                "expires_at": format_utc(expires), **(extra or {})}
+        for _ in range(5):
+            existing = self.users.get_or_none(user_doc_id(name))
+            if existing is not None and not isinstance(existing.get(MARKER), dict):
+                raise CredentialsError(f"CouchDB user {name} exists and was not made by "
+                                       "carecouch; refusing to change it")
+            doc: Doc = {"_id": user_doc_id(name), "name": name, "type": "user",
+                        "roles": list(roles), "password": password, MARKER: meta}
+            if existing is not None:
+                doc["_rev"] = existing["_rev"]
+            try:
+                self.users.put(doc)
+            except CouchConflict:
+                continue  # issued concurrently for the same device session: the last one wins
+            return Issued(name, password, tuple(roles), meta["issued_at"], meta["expires_at"],
+                          replaced=existing is not None)
+        raise CredentialsError(f"CouchDB user {name} keeps changing; try again")
+
+    def delete(self, name: str, *, expired_at: datetime | None = None) -> bool:
+        """Delete one carecouch session user; True if it existed.
+
+        With ``expired_at``, only if it has expired by then: the reaper must not delete a
+        credential that was re-issued after it listed the expired ones.
+        """
+        for _ in range(5):
+            doc = self.users.get_or_none(user_doc_id(name))
+            session = Session.from_doc(doc) if doc is not None else None
+            if doc is None or session is None:
+                return False
+            if expired_at is not None and not session.expired(expired_at):
+                return False
+            try:
+                self.users.delete(doc["_id"], doc["_rev"])
+                return True
+            except CouchNotFound:
+                return False
+            except CouchConflict:
+                continue
+        raise CredentialsError(f"CouchDB user {name} keeps changing; could not delete it")
+
+    def sessions(self, *, user: str | None = None) -> Iterator[Session]:
+        """Every session user (of ``user`` only: one range read)."""
+        start = USER_DOC_PREFIX + (session_name(user, "") if user else "")
+        end = start + "\ufff0"
+        while True:
+            rows = self.users.all_docs(startkey=start, endkey=end, include_docs=True,
+                                       limit=PAGE)["rows"]
+            for row in rows:
+                session = Session.from_doc(row.get("doc") or {})
+                if session is not None and (user is None or session.user == user):
+                    yield session
+            if len(rows) < PAGE:
+                return
+            start = rows[-1]["id"] + "\u0000"
+
+    def sessions_of_device(self, device: str) -> list[Session]:
+        return [s for s in self.sessions() if s.device == device]
+
+    def reap(self, now: datetime | None = None, *, dry_run: bool = False) -> list[Session]:
+        """Delete every session user whose expiry has passed; returns them."""
+        now = now or datetime.now(UTC)
+        expired = [s for s in self.sessions() if s.expired(now)]
+        if not dry_run:
+            expired = [s for s in expired if self.delete(s.name, expired_at=now)]
+        return expired

@@ -1,0 +1,225 @@
+"""Leases on exclusive records (design.md, "Exclusive records: the lease protocol").
+
+The bridge writes ``lease`` = {holder, device, granted_at, expires_at, grant} into the record
+on the server, as its own CouchDB user (role ``carecouch:bridge``: the record rules let it
+create exclusive records and change leases, nothing else). CouchDB's MVCC serialises competing
+claims: of two writes on the same revision, the second gets 409 and is re-evaluated against
+the first's lease.
+
+On a cluster two nodes can still accept concurrent writes on the same revision, leaving a
+conflict. Every claim therefore reads back with ``conflicts=true`` and, if the record has
+branches, settles them the same way whichever bridge instance looks: the earliest live lease
+wins (``granted_at``, then ``grant``); losing branches have their lease removed (so nobody
+can complete on them) and the winner's branch is extended until CouchDB also picks it as the
+winning revision. The branches stay for conflict review; none carries a second live lease.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .clock import format_utc
+from .couch import Database, Doc
+from .errors import CarecouchError, CouchConflict, CouchNotFound
+from .records import RecordType, Registry
+
+ATTEMPTS = 6
+
+
+class LeaseError(CarecouchError):
+    """A lease request that cannot be granted; ``code`` and ``status`` go to the client."""
+
+    def __init__(self, code: str, message: str, status: int = 409,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.details = details or {}
+
+
+@dataclass(frozen=True)
+class Granted:
+    record: Doc  # the record as it stands with the lease (winning revision)
+    lease: dict[str, Any]
+    changed: bool  # False: the caller already held this lease and nothing was written
+    settled: int  # conflicting branches whose lease was removed
+
+
+def _generation(rev: str) -> int:
+    return int(rev.split("-", 1)[0])
+
+
+def _live(lease: Any, now: datetime) -> bool:
+    return isinstance(lease, dict) and str(lease.get("expires_at", "")) > format_utc(now)
+
+
+class Leases:
+    """Lease operations on one caseload database, as the bridge's CouchDB user."""
+
+    def __init__(self, db: Database, registry: Registry) -> None:
+        self.db = db
+        self.registry = registry
+
+    def record_type(self, doc: Doc) -> RecordType:
+        spec = self.registry.types.get(str(doc.get("type")))
+        if spec is None or spec.record_class != "exclusive":
+            raise LeaseError("lease.not_exclusive", f"{doc.get('_id')} is not an exclusive "
+                             "record; only exclusive records are leased", 422)
+        return spec
+
+    def read(self, record_id: str) -> tuple[Doc, RecordType]:
+        try:
+            doc = self.db.get(record_id)
+        except CouchNotFound as exc:
+            raise LeaseError("lease.no_record", f"no record {record_id} in this caseload",
+                             404) from exc
+        spec = self.record_type(doc)
+        if doc.get("status") in spec.terminal:
+            raise LeaseError("lease.completed", f"{record_id} is {doc.get('status')}, which is "
+                             "final", 409, {"status": doc.get("status")})
+        return doc, spec
+
+    def claim(self, record_id: str, holder: str, device: str, lifetime: int,
+              now: datetime | None = None) -> Granted:
+        for _ in range(ATTEMPTS):
+            moment = now or datetime.now(UTC)
+            doc, _ = self.read(record_id)
+            current: dict[str, Any] = doc.get("lease") or {}
+            if _live(current, moment):
+                if (current["holder"], current["device"]) != (holder, device):
+                    raise self.taken(current)
+                return Granted(doc, current, changed=False, settled=0)
+            lease = {"holder": holder, "device": device, "granted_at": format_utc(moment),
+                     "expires_at": format_utc(moment + timedelta(seconds=lifetime)),
+                     "grant": uuid.uuid4().hex}
+            try:
+                self.db.put({**doc, "lease": lease})
+            except CouchConflict:
+                continue  # someone wrote first: look again at what they wrote
+            return self.settle(record_id, lease, moment)
+        raise LeaseError("lease.busy", f"{record_id} keeps changing; try again", 503)
+
+    def renew(self, record_id: str, holder: str, device: str, grant: str, lifetime: int,
+              now: datetime | None = None) -> Granted:
+        """Extend the holder's lease; ``granted_at`` and ``grant`` stay, so a completion made
+        offline under the lease stays inside it."""
+        return self._change(record_id, holder, device, grant, lifetime, now)
+
+    def release(self, record_id: str, holder: str, device: str, grant: str,
+                now: datetime | None = None) -> Granted:
+        return self._change(record_id, holder, device, grant, None, now)
+
+    def _change(self, record_id: str, holder: str, device: str, grant: str,
+                lifetime: int | None, now: datetime | None) -> Granted:
+        for _ in range(ATTEMPTS):
+            moment = now or datetime.now(UTC)
+            doc, _ = self.read(record_id)
+            current = doc.get("lease")
+            if (not isinstance(current, dict) or current.get("grant") != grant
+                    or (current.get("holder"), current.get("device")) != (holder, device)):
+                raise LeaseError("lease.not_held", f"you do not hold lease {grant} on "
+                                 f"{record_id}", 409, {"holder": self.holder_of(current)})
+            body = {k: v for k, v in doc.items() if k != "lease"}
+            lease: dict[str, Any] = {}
+            if lifetime is not None:
+                lease = {**current,
+                         "expires_at": format_utc(moment + timedelta(seconds=lifetime))}
+                body["lease"] = lease
+            try:
+                self.db.put(body)
+            except CouchConflict:
+                continue
+            if lifetime is None:
+                return Granted(self.db.get(record_id), {}, changed=True, settled=0)
+            return self.settle(record_id, lease, moment)
+        raise LeaseError("lease.busy", f"{record_id} keeps changing; try again", 503)
+
+    # -- read-back and settling ------------------------------------------------------------
+
+    def settle(self, record_id: str, mine: dict[str, Any], now: datetime) -> Granted:
+        """Read back; if branches hold competing leases, keep the earliest one on every
+        instance alike. Raises :class:`LeaseError` when ``mine`` lost."""
+        settled = 0
+        for _ in range(ATTEMPTS):
+            doc = self.db.get(record_id, conflicts=True)
+            if not doc.get("_conflicts"):
+                lease = doc.get("lease")
+                if isinstance(lease, dict) and lease.get("grant") == mine["grant"]:
+                    return Granted(doc, lease, changed=True, settled=settled)
+                raise self.taken(lease) if _live(lease, now) else LeaseError(
+                    "lease.busy", f"{record_id} changed while the lease was written; try "
+                    "again", 503)
+            leaves = [leaf["ok"] for leaf in self.db.open_revs(record_id, "all")
+                      if isinstance(leaf.get("ok"), dict) and not leaf["ok"].get("_deleted")]
+            spec = self.record_type(doc)
+            if any(leaf.get("status") in spec.terminal for leaf in leaves):
+                raise LeaseError("lease.completed", f"{record_id} was completed on another "
+                                 "branch; it is flagged for conflict review", 409)
+            leased = [leaf for leaf in leaves if _live(leaf.get("lease"), now)]
+            if not leased:
+                raise LeaseError("lease.busy", f"{record_id} changed while the lease was "
+                                 "written; try again", 503)
+            winner = min(leased, key=lambda d: (d["lease"]["granted_at"], d["lease"]["grant"]))
+            if doc["_rev"] == winner["_rev"] and not any(
+                    "lease" in leaf for leaf in leaves if leaf["_rev"] != winner["_rev"]):
+                # Settled: CouchDB's winning revision holds the earliest lease, no other
+                # branch holds one. The branches stay for conflict review.
+                if winner["lease"]["grant"] != mine["grant"]:
+                    raise self.taken(winner["lease"])
+                return Granted(doc, winner["lease"], changed=True, settled=settled)
+            settled += self._strip_losers(leaves, winner)
+            self._extend_winner(record_id, winner)
+        raise LeaseError("lease.busy", f"{record_id}: competing leases could not be settled; "
+                         "try again", 503)
+
+    def _strip_losers(self, leaves: list[Doc], winner: Doc) -> int:
+        stripped = 0
+        for leaf in leaves:
+            if leaf["_rev"] == winner["_rev"] or "lease" not in leaf:
+                continue
+            try:
+                self.db.put({k: v for k, v in leaf.items() if k != "lease"})
+                stripped += 1
+            except CouchConflict:
+                pass  # that branch moved on: the next round looks at it again
+        return stripped
+
+    def _extend_winner(self, record_id: str, winner: Doc) -> None:
+        """Rewrite the winning branch (unchanged) until it is the longest: CouchDB's winning
+        revision is the longest branch, so every reader then sees the settled lease."""
+        leaves = self.db.open_revs(record_id, "all")
+        longest = max(_generation(leaf["ok"]["_rev"]) for leaf in leaves
+                      if isinstance(leaf.get("ok"), dict) and not leaf["ok"].get("_deleted"))
+        current = winner
+        while _generation(current["_rev"]) <= longest:
+            try:
+                result = self.db.put(current)
+            except CouchConflict:
+                return  # it moved on; the next round re-reads
+            current = {**current, "_rev": result["rev"]}
+
+    def holder_of(self, lease: Any) -> dict[str, Any] | None:
+        if not isinstance(lease, dict):
+            return None
+        return {k: lease.get(k) for k in ("holder", "device", "granted_at", "expires_at")}
+
+    def taken(self, lease: Any) -> LeaseError:
+        holder = self.holder_of(lease) or {}
+        return LeaseError("lease.taken", f"the record is leased to {holder.get('holder')} until "
+                          f"{holder.get('expires_at')}", 409, {"holder": holder})
+
+
+def new_exclusive_record(spec: RecordType, subject: str, fields: dict[str, Any],
+                         author: str) -> Doc:
+    """An exclusive record as the bridge creates it: in its initial status, unleased.
+
+    ``author`` is the bridge's CouchDB user and ``device`` is ``bridge``: the record rules
+    exempt the bridge from authorship for exclusive records (it creates them on a clinician's
+    behalf; the audit trail names who asked).
+    """
+    return {"_id": f"{spec.name}:{uuid.uuid4()}", "type": spec.name, "subject": subject,
+            "author": author, "device": "bridge", "at": format_utc(datetime.now(UTC)),
+            "clock_offset_ms": 0, **fields, "status": spec.initial_status}
