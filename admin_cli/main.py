@@ -9,6 +9,7 @@ from carecouch.config import load_env_file
 
 from .cmd_audit import audit
 from .cmd_caseload import caseload
+from .cmd_conflicts import conflicts
 from .cmd_credentials import credentials
 from .cmd_policy import policy
 from .cmd_server import server
@@ -29,6 +30,7 @@ def cli() -> None:
 
 cli.add_command(server)
 cli.add_command(caseload)
+cli.add_command(conflicts)
 cli.add_command(audit)
 cli.add_command(policy)
 cli.add_command(credentials)

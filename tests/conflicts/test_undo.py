@@ -1,0 +1,69 @@
+"""`carecouch conflicts undo`: restores what a resolution discarded, and nothing else."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conflicts.conftest import Cli
+from tests.conflicts.support import Factory, body, edit, live, mergeable, resolutions
+from tests.helpers.records import put, read
+from tests.records.conftest import Caseload
+
+
+def test_undo_once_then_nothing_more(caseload: Caseload, person: Factory, cli: Cli) -> None:
+    a, b = person("nurse", device="tablet-a"), person("nurse", device="tablet-b")
+    made = mergeable(caseload, a, b)
+    before = live(caseload.db, made.doc_id)
+    kept = cli("conflicts", "resolve", made.doc_id, "--caseload", caseload.id, "--keep",
+               made.revs[0], "--reason", "x", "--yes", "--json")
+    resolution = json.loads(kept.stdout)["resolution"]
+    undo = ["conflicts", "undo", resolution, "--caseload", caseload.id, "--reason",
+            "wrong branch kept"]
+    dry = cli(*undo, "--dry-run", "--json")
+    assert json.loads(dry.stdout)["restored_revs"] == [made.revs[1]]
+    assert set(live(caseload.db, made.doc_id)) == {made.revs[0]}  # the dry run wrote nothing
+    done = cli(*undo, "--yes", "--json")
+    assert done.exit_code == 0, done.stderr
+    record = json.loads(done.stdout)["resolution"]
+    assert (record["method"], record["undoes"], record["discarded"]) == ("undo", resolution, [])
+    leaves = live(caseload.db, made.doc_id)
+    assert made.revs[0] in leaves and len(leaves) == 2  # conflicted again, as before
+    assert sorted(json.dumps(body(d), sort_keys=True) for d in leaves.values()) == sorted(
+        json.dumps(body(d), sort_keys=True) for d in before.values())
+    again = cli(*undo, "--yes")
+    assert again.exit_code == 0 and "nothing to undo" in again.stdout
+    assert len(resolutions(caseload.db)) == 2
+    of_undo = cli("conflicts", "undo", record["_id"], "--caseload", caseload.id,
+                  "--reason", "x", "--yes")
+    assert of_undo.exit_code == 1 and "is itself an undo" in of_undo.stderr
+
+
+def test_undo_leaves_an_edit_made_after_the_merge(caseload: Caseload, person: Factory,
+                                                  cli: Cli) -> None:
+    a, b = person("nurse", device="tablet-a"), person("nurse", device="tablet-b")
+    made = mergeable(caseload, a, b)
+    merged = cli("conflicts", "resolve", made.doc_id, "--caseload", caseload.id, "--merge",
+                 f"goals={made.revs[0]}", "--reason", "x", "--yes", "--json")
+    resolution = json.loads(merged.stdout)["resolution"]
+    current = read(caseload.db, made.doc_id)
+    put(a.db(caseload), edit(current, a, note="seen after the merge"), current)
+    edited = read(caseload.db, made.doc_id)["_rev"]
+    result = cli("conflicts", "undo", resolution, "--caseload", caseload.id, "--reason", "x",
+                 "--yes")
+    assert result.exit_code == 0, result.stderr
+    assert "edited after the resolution" in result.stderr
+    leaves = live(caseload.db, made.doc_id)
+    assert leaves[edited]["note"] == "seen after the merge"  # not discarded
+    assert set(leaves) == {edited, *(r for r in leaves if r != edited)} and len(leaves) == 2
+
+
+def test_only_a_resolver_undoes(caseload: Caseload, person: Factory, cli: Cli) -> None:
+    a, b = person("nurse", device="tablet-a"), person("nurse", device="tablet-b")
+    made = mergeable(caseload, a, b)
+    kept = cli("conflicts", "resolve", made.doc_id, "--caseload", caseload.id, "--keep",
+               made.revs[0], "--reason", "x", "--yes", "--json")
+    resolution = json.loads(kept.stdout)["resolution"]
+    result = cli("conflicts", "undo", resolution, "--caseload", caseload.id, "--reason", "x",
+                 "--yes", user=b.account)
+    assert result.exit_code == 1 and "carecouch:resolver" in result.stderr
+    assert set(live(caseload.db, made.doc_id)) == {made.revs[0]}
