@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import secrets
 import statistics
 import tempfile
@@ -107,6 +108,8 @@ def main() -> None:
             "CARECOUCH_BRIDGE_COUCHDB_USER": bridge_user,
             "CARECOUCH_BRIDGE_COUCHDB_PASSWORD": secrets.token_urlsafe(16),
             "CARECOUCH_BRIDGE_RATE_LIMIT": "100000/60", "CARECOUCH_BRIDGE_REAP_INTERVAL": "0"})
+        # Werkzeug logs every request to stderr: hundreds of lines that bury the figures.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         base = f"http://127.0.0.1:{server.server_port}"

@@ -35,11 +35,16 @@ def require_user() -> Identity:
         raise ApiError(403, "auth.bad_user", f"the identity provider's user name cannot be "
                        f"used for CouchDB credentials: {exc}") from exc
     s.limiter.take(f"user:{identity.user}")
-    revoked_at = s.devices.user_revoked_at(identity.user)
+    refuse_if_revoked(identity)
+    return identity
+
+
+def refuse_if_revoked(identity: Identity) -> None:
+    """401 when the user was revoked after the identity provider issued this token."""
+    revoked_at = services().devices.user_revoked_at(identity.user)
     if revoked_at is not None and identity.issued_at <= _epoch(revoked_at):
         raise ApiError(401, "auth.revoked", f"{identity.user}'s access was revoked at "
                        f"{revoked_at}; sign in to the identity provider again")
-    return identity
 
 
 def _epoch(iso: str) -> float:

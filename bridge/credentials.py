@@ -18,14 +18,14 @@ from flask import Blueprint, Response, jsonify
 from carecouch import revocation
 from carecouch.audit import AuditEvent
 from carecouch.clock import format_utc
-from carecouch.credentials import CredentialsError
+from carecouch.credentials import CredentialsError, Issued
 from carecouch.devices import Device
 from carecouch.ids import InvalidName, caseload_db, check_user_id, session_name
 from carecouch.policy import Filter, Grant, Policy
 
 from . import inputs
-from .auth import policy_and_grant, require_grant, require_user
-from .devices import require_device
+from .auth import policy_and_grant, refuse_if_revoked, require_grant, require_user
+from .devices import active_device, require_device
 from .errors import ApiError
 from .idp import Identity
 from .services import services
@@ -55,8 +55,7 @@ def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
     s = services()
     now = datetime.now(UTC)
     lifetime = lifetime or grant.credential_lifetime
-    extra_ids = (extra[0],) if extra else ()
-    roles = grant.couch_roles(extra_ids)
+    roles = grant.couch_roles((extra[0],) if extra else ())
     previous = s.devices.set_holder(device, identity.user)
     rotated = []
     if previous and previous != identity.user:
@@ -71,49 +70,90 @@ def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
                                      extra=meta)
     except CredentialsError as exc:
         raise ApiError(409, "credentials.name_taken", str(exc)) from exc
+    _undo_if_revoked_meanwhile(identity, device, issued.name)
     if issued.replaced:
         rotated.append(issued.name)
-    url = s.settings.public_couchdb_url
-    databases: list[dict[str, Any]] = [{"caseload": c.id, "name": c.db, "url": f"{url}/{c.db}",
-                  "filter": {"name": FILTER_NAME, "query_params": filter_params(c.filter, now)}}
-                 for c in grant.caseloads.values()]
-    if extra:
-        caseload_id, flt = extra
-        db = caseload_db(caseload_id)
-        databases.append({"caseload": caseload_id, "name": db, "url": f"{url}/{db}",
-                          "break_glass": True,
-                          "filter": {"name": FILTER_NAME,
-                                     "query_params": filter_params(flt, now)}})
+    databases = _databases(grant, extra, now)
+    # Break-glass access is short-lived, and so is the offline work it allows: with the
+    # usual offline grace its snapshot would let the device go on for days.
+    offline = grant.offline_grace if break_glass is None else min(grant.offline_grace,
+                                                                   lifetime)
     snapshot = {
         "iss": "carecouch-bridge", "sub": identity.user, "device": device.id,
         "username": issued.name, "iat": int(time.time()), "issued_at": format_utc(now),
         "credential_expires_at": issued.expires_at,
-        "offline_until": format_utc(now + timedelta(seconds=grant.offline_grace)),
+        "offline_until": format_utc(now + timedelta(seconds=offline)),
         "policy_version": policy.version, "clinical_roles": list(grant.clinical_roles),
         "resolver": grant.resolver, "record_types": list(grant.record_types),
         "lease_lifetime_seconds": grant.lease_lifetime,
         "databases": [{"caseload": d["caseload"], "name": d["name"], "filter": d["filter"]}
                       for d in databases],
         "break_glass": break_glass}
-    events = [AuditEvent("credentials.issue", identity.user, {
-        "name": issued.name, "device": device.id, "roles": roles,
-        "expires_at": issued.expires_at, "policy_version": policy.version,
-        "break_glass": break_glass is not None})]
-    if rotated:
-        events.append(AuditEvent("credentials.rotate", identity.user, {
-            "name": issued.name, "device": device.id, "replaced": rotated}))
-    s.audit(identity.user).record_many(events)
-    return {"couchdb_url": url, "username": issued.name, "password": issued.password,
-            "roles": roles, "issued_at": issued.issued_at, "expires_at": issued.expires_at,
+    s.audit(identity.user).record_many(_events(identity, device, policy, issued, rotated,
+                                               break_glass))
+    return {"couchdb_url": s.settings.public_couchdb_url, "username": issued.name,
+            "password": issued.password, "roles": list(issued.roles),
+            "issued_at": issued.issued_at, "expires_at": issued.expires_at,
             "server_time": format_utc(datetime.now(UTC)), "databases": databases,
             "rotated": rotated, "snapshot": s.signer.sign(snapshot, SNAPSHOT_TYPE),
             "policy_version": policy.version}
 
 
+def _databases(grant: Grant, extra: tuple[str, Filter] | None,
+               now: datetime) -> list[dict[str, Any]]:
+    """Each database the credential opens, with the replication filter for it."""
+    url = services().settings.public_couchdb_url
+    wanted = [(c.id, c.filter, False) for c in grant.caseloads.values()]
+    if extra:
+        wanted.append((extra[0], extra[1], True))
+    databases = []
+    for caseload_id, flt, glass in wanted:
+        db = caseload_db(caseload_id)
+        entry: dict[str, Any] = {"caseload": caseload_id, "name": db, "url": f"{url}/{db}"}
+        if glass:
+            entry["break_glass"] = True
+        entry["filter"] = {"name": FILTER_NAME, "query_params": filter_params(flt, now)}
+        databases.append(entry)
+    return databases
+
+
+def _events(identity: Identity, device: Device, policy: Policy, issued: Issued,
+            rotated: list[str], break_glass: dict[str, Any] | None) -> list[AuditEvent]:
+    """The audit entries of one issuance, written together: no break-glass access goes
+    unflagged, and no rotation unrecorded."""
+    events = [AuditEvent("credentials.issue", identity.user, {
+        "name": issued.name, "device": device.id, "roles": list(issued.roles),
+        "expires_at": issued.expires_at, "policy_version": policy.version,
+        "break_glass": break_glass is not None})]
+    if rotated:
+        events.append(AuditEvent("credentials.rotate", identity.user, {
+            "name": issued.name, "device": device.id, "replaced": rotated}))
+    if break_glass is not None:
+        events.append(AuditEvent("break_glass.issue", break_glass["caseload"], {
+            "user": identity.user, "device": device.id, "name": issued.name,
+            "justification": break_glass["justification"], "expires_at": issued.expires_at,
+            "review": break_glass["review"]}))
+    return events
+
+
+def _undo_if_revoked_meanwhile(identity: Identity, device: Device, name: str) -> None:
+    """A revocation that ran between this request's checks and its ``_users`` write listed
+    the CouchDB users before this one existed. It marks the device or user first and deletes
+    second, so reading the mark again after the write catches it: undo, and refuse."""
+    try:
+        active_device(device.id)
+        refuse_if_revoked(identity)
+    except ApiError:
+        services().credentials.delete(name)
+        raise
+
+
 @blueprint.post("/v1/credentials")
 def credentials() -> tuple[Response, int]:
-    identity = require_user()
+    # The device first: a revoked device hears device.revoked (and wipes itself) even
+    # when its clinician's identity token has expired meanwhile.
     device = require_device()
+    identity = require_user()
     inputs.only(inputs.body())
     policy, grant = require_grant(identity)
     if not grant.caseloads:

@@ -54,7 +54,7 @@ def _headers() -> tuple[str, int, str, str]:
         raise ApiError(401, "device.bad_signature", str(exc)) from exc
     if not stamp.isdigit() or len(stamp) > 12:
         raise ApiError(401, "device.bad_signature", f"{HEADER_TIMESTAMP} must be Unix seconds")
-    if not NONCE.match(nonce):
+    if not NONCE.fullmatch(nonce):
         raise ApiError(401, "device.bad_signature", f"{HEADER_NONCE} must be 16-128 "
                        "base64url characters")
     return device, int(stamp), nonce, signature
@@ -83,16 +83,22 @@ def _claim_nonce(device: str, nonce: str, stamp: int) -> None:
                        "request is refused; sign every request with a fresh nonce")
 
 
-def require_device() -> Device:
-    """The enrolled, active device that signed this request."""
-    device_id, stamp, nonce, signature = _headers()
-    s = services()
-    device = s.devices.get(device_id)
+def active_device(device_id: str) -> Device:
+    """The enrolled device as the registry holds it now; 401 unknown, 403 revoked."""
+    device = services().devices.get(device_id)
     if device is None:
         raise ApiError(401, "device.unknown", f"device {device_id} is not enrolled")
     if device.status != "active":
         raise ApiError(403, "device.revoked", f"device {device_id} was revoked; enrol it "
                        "again under a new id")
+    return device
+
+
+def require_device() -> Device:
+    """The enrolled, active device that signed this request."""
+    device_id, stamp, nonce, signature = _headers()
+    s = services()
+    device = active_device(device_id)
     try:
         public = public_key_from_b64(device.public_key)
     except ValueError as exc:  # a registry document damaged by hand

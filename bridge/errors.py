@@ -16,6 +16,8 @@ from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
 from carecouch.audit import AuditWriteFailed
+from carecouch.credentials import CredentialsBusy
+from carecouch.devices import DeviceBusy
 from carecouch.errors import CouchError, CouchUnreachable
 from carecouch.leases import LeaseError
 
@@ -66,6 +68,12 @@ def init_app(app: Flask) -> None:
         if status == 405 and exc.get_response().headers.get("Allow"):
             response.headers["Allow"] = exc.get_response().headers["Allow"]
         return response
+
+    @app.errorhandler(DeviceBusy)
+    @app.errorhandler(CredentialsBusy)
+    def busy(exc: DeviceBusy | CredentialsBusy) -> Response:
+        # Concurrent requests for one device kept overwriting each other: not a fault.
+        return error_response(503, "request.busy", str(exc), headers={"Retry-After": "1"})
 
     @app.errorhandler(CouchUnreachable)
     def unreachable(exc: CouchUnreachable) -> Response:

@@ -29,7 +29,8 @@ from .services import services
 
 blueprint = Blueprint("leases", __name__)
 LEASE_TOKEN_TYPE = "carecouch-lease+jws"
-RECORD_ID = re.compile(r"^[a-z_]{1,40}:[A-Za-z0-9-]{8,64}$")
+# "<type>:<uuid>"; no leading "_", which CouchDB reserves (_design, _local).
+RECORD_ID = re.compile(r"^[a-z][a-z_]{0,39}:[A-Za-z0-9-]{8,64}$")
 SUBJECT = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 RESERVED = {"_id", "_rev", "type", "subject", "author", "device", "at", "clock_offset_ms",
             "status", "lease", "completed_by", "completed_at", "changed"}
@@ -53,8 +54,10 @@ def _leases_for(caseload_id: str) -> Leases:
 
 
 def _context() -> tuple[Identity, str, Grant, dict[str, Any]]:
-    identity = require_user()
+    # The device first: a revoked device hears device.revoked (and wipes itself) even
+    # when its clinician's identity token has expired meanwhile.
     device = require_device()
+    identity = require_user()
     data = inputs.body()
     _, grant = require_grant(identity)
     return identity, device.id, grant, data
@@ -85,6 +88,14 @@ def _record_id(data: dict[str, Any]) -> str:
     return inputs.required_text(data, "record", max_length=120, pattern=RECORD_ID)
 
 
+def _require_type(leases: Leases, record_id: str, grant: Grant) -> None:
+    """403 unless the policy lets the caller complete records of this one's type."""
+    _, spec = leases.read(record_id)
+    if spec.name not in grant.record_types:
+        raise ApiError(403, "lease.type_not_granted", f"the access policy does not let you "
+                       f"complete {spec.name} records")
+
+
 @blueprint.post("/v1/leases")
 def claim() -> tuple[Response, int]:
     identity, device, grant, data = _context()
@@ -92,10 +103,7 @@ def claim() -> tuple[Response, int]:
     caseload_id = _caseload(data, grant)
     record_id = _record_id(data)
     leases = _leases_for(caseload_id)
-    doc, spec = leases.read(record_id)
-    if spec.name not in grant.record_types:
-        raise ApiError(403, "lease.type_not_granted", f"the access policy does not let you "
-                       f"complete {spec.name} records")
+    _require_type(leases, record_id, grant)
     granted = leases.claim(record_id, identity.user, device, grant.lease_lifetime)
     return _answer(identity, "lease.claim", caseload_id, granted,
                    201 if granted.changed else 200)
@@ -109,6 +117,7 @@ def _change(action: str) -> tuple[Response, int]:
     grant_id = inputs.required_text(data, "grant", max_length=64)
     leases = _leases_for(caseload_id)
     if action == "lease.renew":
+        _require_type(leases, record_id, grant)  # the policy may have changed since the claim
         granted = leases.renew(record_id, identity.user, device, grant_id, grant.lease_lifetime)
     else:
         granted = leases.release(record_id, identity.user, device, grant_id)

@@ -1,7 +1,9 @@
 """The OpenAPI 3.1 description of the bridge, served at ``/openapi.json``.
 
-Written by hand next to the code it describes (each path here has a handler; the fuzz test
-tests/bridge/test_fuzz.py drives every operation from this document and fails on any 5xx).
+Written by hand next to the code it describes; the answers' shapes are in
+:mod:`bridge.openapi_schemas`. The fuzz test (tests/bridge/test_fuzz.py) checks that every
+route is here, drives every operation from this document with valid and invalid input, and
+fails on any 5xx and on any answer whose status or body this document does not describe.
 """
 
 from __future__ import annotations
@@ -12,32 +14,37 @@ from flask import Blueprint, Response, jsonify
 
 from carecouch import __version__
 
+from .break_glass import MIN_JUSTIFICATION
+from .leases import RECORD_ID, SUBJECT
+from .openapi_schemas import CASELOAD_ID, DEVICE_ID, SCHEMAS, USER_ID, ref
+
 blueprint = Blueprint("openapi", __name__)
 
-_ID = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$"}
-_CASELOAD = {"type": "string", "pattern": "^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$", "maxLength": 48}
-_RECORD = {"type": "string", "pattern": "^[a-z_]{1,40}:[A-Za-z0-9-]{8,64}$"}
-_OBJ = {"type": "object"}
+_RECORD = {"type": "string", "pattern": RECORD_ID.pattern}
 _SIGNED: list[dict[str, list[str]]] = [
     {"bearer": [], "device": [], "timestamp": [], "nonce": [], "signature": []}]
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_JSON = "application/json"
+# What can go wrong where (docs/bridge.md lists the codes): every call that reads an identity
+# token can meet 401, 403 (a user name CouchDB cannot take) and 429; everything that reaches
+# CouchDB 502/503 (CouchDB or the audit trail unavailable); bodies can be bad or too large.
+_BEARER_ERRORS = (401, 403, 404, 429, 502, 503)
+_SIGNED_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429, 502, 503)
 
 
 def _body(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": {
+    return {"required": True, "content": {_JSON: {"schema": {
         "type": "object", "properties": properties, "required": required,
         "additionalProperties": False}}}}
 
 
-def _answers(ok: int, description: str, *errors: int) -> dict[str, Any]:
-    out: dict[str, Any] = {str(ok): {"description": description, "content": {
-        "application/json": {"schema": _OBJ}}}}
+def _answers(ok: dict[int, str], *errors: int) -> dict[str, Any]:
+    """``ok``: status -> the schema of its body; ``errors``: statuses answered as Error."""
+    out: dict[str, Any] = {str(status): {"description": schema, "content": {
+        _JSON: {"schema": ref(schema)}}} for status, schema in ok.items()}
     for status in errors:
         out[str(status)] = {"$ref": "#/components/responses/Error"}
     return out
-
-
-_SIGNED_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429, 503)
 
 
 def _op(summary: str, security: list[dict[str, list[str]]], answers: dict[str, Any],
@@ -55,10 +62,10 @@ def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-_LEASE_BODY = _body({"caseload": _CASELOAD, "record": _RECORD}, ["caseload", "record"])
-_LEASE_CHANGE = _body({"caseload": _CASELOAD, "record": _RECORD,
+_LEASE_CHANGE = _body({"caseload": CASELOAD_ID, "record": _RECORD,
                        "grant": {"type": "string", "maxLength": 64}},
                       ["caseload", "record", "grant"])
+_DEVICE_PARAM = [_path_param("device_id", DEVICE_ID)]
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -66,49 +73,55 @@ DOCUMENT: dict[str, Any] = {
              "description": "Policy-driven, short-lived, revocable CouchDB replication "
                             "credentials and exclusive-record leases. See docs/bridge.md."},
     "paths": {
-        "/healthz": {"get": _op("Health for load balancers", [], _answers(200, "up", 503))},
+        "/healthz": {"get": _op("Health for load balancers", [],
+                                _answers({200: "Health"}, 503))},
+        "/openapi.json": {"get": _op("This document", [], {"200": {
+            "description": "OpenAPI 3.1", "content": {_JSON: {"schema": {"type": "object"}}}}})},
         "/v1/keys": {"get": _op("The bridge's public signing keys (JWK set)", [],
-                                _answers(200, "JWK set"))},
+                                _answers({200: "Keys"}))},
         "/v1/policy": {"get": _op("What the access policy gives the caller, and why", _BEARER,
-                                  _answers(200, "grant", 401, 403, 429))},
+                                  _answers({200: "Policy"}, *_BEARER_ERRORS))},
         "/v1/devices": {"post": _op(
             "Enrol a device (signed with the key being enrolled)", _SIGNED,
-            _answers(201, "enrolled", *_SIGNED_ERRORS),
-            _body({"device": _ID, "public_key": {"type": "string", "maxLength": 100},
+            _answers({201: "DeviceAnswer"}, *_SIGNED_ERRORS),
+            _body({"device": DEVICE_ID, "public_key": {"type": "string", "maxLength": 100},
                    "label": {"type": "string", "maxLength": 100}}, ["device", "public_key"]))},
         "/v1/devices/{device_id}": {
             "get": _op("Show an enrolled device", _BEARER,
-                       _answers(200, "device", 401, 404, 429),
-                       params=[_path_param("device_id", _ID)]),
+                       _answers({200: "DeviceAnswer"}, *_BEARER_ERRORS), params=_DEVICE_PARAM),
             "delete": _op("Revoke a lost device: its credentials are deleted at once", _BEARER,
-                          _answers(200, "revoked", 401, 404, 429),
-                          params=[_path_param("device_id", _ID)])},
+                          _answers({200: "DeviceRevoked"}, *_BEARER_ERRORS),
+                          params=_DEVICE_PARAM)},
         "/v1/credentials": {"post": _op(
             "Issue (or rotate) this device's short-lived CouchDB credentials", _SIGNED,
-            _answers(201, "credentials", *_SIGNED_ERRORS), _body({}, []))},
+            _answers({201: "Credentials"}, *_SIGNED_ERRORS), _body({}, []))},
         "/v1/users/{user}/credentials": {"delete": _op(
             "Revoke every credential a user holds", _BEARER,
-            _answers(200, "revoked", 401, 403, 404, 429),
-            params=[_path_param("user", {"type": "string", "maxLength": 100})])},
+            _answers({200: "UserRevoked"}, *_BEARER_ERRORS),
+            params=[_path_param("user", USER_ID)])},
         "/v1/break-glass": {"post": _op(
             "Emergency credentials for a caseload outside the policy (audited for review)",
-            _SIGNED, _answers(201, "credentials", *_SIGNED_ERRORS),
-            _body({"caseload": _CASELOAD,
-                   "justification": {"type": "string", "minLength": 20, "maxLength": 2000}},
+            _SIGNED, _answers({201: "Credentials"}, *_SIGNED_ERRORS),
+            _body({"caseload": CASELOAD_ID,
+                   "justification": {"type": "string", "minLength": MIN_JUSTIFICATION,
+                                     "maxLength": 2000}},
                   ["caseload", "justification"]))},
-        "/v1/leases": {"post": _op("Claim the lease on an exclusive record", _SIGNED,
-                                   _answers(201, "granted", *_SIGNED_ERRORS), _LEASE_BODY)},
+        "/v1/leases": {"post": _op(
+            "Claim the lease on an exclusive record (200: you already hold it)", _SIGNED,
+            _answers({200: "LeaseAnswer", 201: "LeaseAnswer"}, *_SIGNED_ERRORS),
+            _body({"caseload": CASELOAD_ID, "record": _RECORD}, ["caseload", "record"]))},
         "/v1/leases/renew": {"post": _op("Renew a lease you hold", _SIGNED,
-                                         _answers(200, "renewed", *_SIGNED_ERRORS),
+                                         _answers({200: "LeaseAnswer"}, *_SIGNED_ERRORS),
                                          _LEASE_CHANGE)},
         "/v1/leases/release": {"post": _op("Release a lease you hold", _SIGNED,
-                                           _answers(200, "released", *_SIGNED_ERRORS),
+                                           _answers({200: "LeaseAnswer"}, *_SIGNED_ERRORS),
                                            _LEASE_CHANGE)},
         "/v1/records": {"post": _op(
             "Create an exclusive record in its initial status", _SIGNED,
-            _answers(201, "created", *_SIGNED_ERRORS),
-            _body({"caseload": _CASELOAD, "type": {"type": "string", "maxLength": 40},
-                   "subject": {"type": "string", "maxLength": 64}, "fields": _OBJ},
+            _answers({201: "RecordCreated"}, *_SIGNED_ERRORS),
+            _body({"caseload": CASELOAD_ID, "type": {"type": "string", "maxLength": 40},
+                   "subject": {"type": "string", "pattern": SUBJECT.pattern},
+                   "fields": {"type": "object"}},
                   ["caseload", "type", "subject"]))},
     },
     "components": {
@@ -118,11 +131,10 @@ DOCUMENT: dict[str, Any] = {
             "timestamp": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Timestamp"},
             "nonce": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Nonce"},
             "signature": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Signature"}},
-        "responses": {"Error": {"description": "every error has this shape", "content": {
-            "application/json": {"schema": {
-                "type": "object", "required": ["error", "message", "details"],
-                "properties": {"error": {"type": "string"}, "message": {"type": "string"},
-                               "details": _OBJ}}}}}},
+        "schemas": SCHEMAS,
+        "responses": {"Error": {
+            "description": "every error has this shape; `error` is a stable code",
+            "content": {_JSON: {"schema": ref("Error")}}}},
     },
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, jsonify
 
 from carecouch.errors import CarecouchError
@@ -9,6 +11,7 @@ from carecouch.errors import CarecouchError
 from .auth import policy_and_grant, require_user
 from .services import services
 
+log = logging.getLogger("carecouch.bridge")
 blueprint = Blueprint("policy", __name__)
 
 
@@ -32,9 +35,13 @@ def healthz() -> tuple[Response, int]:
     """For load balancers: 200 when CouchDB answers; says whether the last policy edit loaded."""
     s = services()
     policy = s.policy.get()
-    body = {"status": "ok", "policy_version": policy.version, "policy_error": s.policy.error}
+    body = {"status": "ok", "policy_version": policy.version,
+            "policy_error": s.policy.public_error}
     try:
         s.admin.request("GET", "_up", idempotent=True, ok=(404,))
     except CarecouchError as exc:
-        return jsonify({**body, "status": "unavailable", "couchdb": str(exc)}), 503
+        # The detail names internal hosts: it goes to the log, not to whoever asks.
+        log.warning("health check: CouchDB unavailable: %s", exc)
+        return jsonify({**body, "status": "unavailable",
+                        "couchdb": "CouchDB did not answer; see the bridge's log"}), 503
     return jsonify(body), 200

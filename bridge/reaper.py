@@ -1,10 +1,13 @@
 """The reaper: deletes expired device-session credentials and old nonce databases.
 
-It runs in every bridge process, every ``CARECOUCH_BRIDGE_REAP_INTERVAL`` seconds (several
-instances reaping the same user is harmless: the second delete finds nothing). A credential
+It runs in every bridge process from the moment the app is built, every
+``CARECOUCH_BRIDGE_REAP_INTERVAL`` seconds (several instances reaping the same user is
+harmless: the second delete finds nothing). While any bridge process runs, a credential
 therefore works at most one interval, plus one reaper pass and CouchDB's auth-cache
 eviction, after its ``expires_at`` (docs/bridge.md, "How long a credential outlives its
 expiry"). ``carecouch credentials reap`` does one pass by hand.
+
+Nothing may stop the thread for good: that bound is only as good as the reaper is alive.
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ class Reaper:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        """Start the thread unless it runs; also after a fork, which keeps only the thread
+        that forked (gunicorn --preload builds the app before it forks its workers)."""
         with self._lock:
-            if self._thread is not None:
+            if self._stop.is_set() or (self._thread is not None and self._thread.is_alive()):
                 return
             self._thread = threading.Thread(target=self._run, name="carecouch-reaper",
                                             daemon=True)
@@ -47,10 +52,16 @@ class Reaper:
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
-            try:
-                reaped = reap(self.admin, ACTOR)
-                self.nonces.drop_old()
-                if reaped:
-                    log.info("reaped %d expired credentials", len(reaped))
-            except CarecouchError as exc:  # CouchDB away for a moment: try next round
-                log.warning("reaper pass failed: %s", exc)
+            self.run_once()
+
+    def run_once(self) -> None:
+        """One pass; a failure is logged and the next pass tries again."""
+        try:
+            reaped = reap(self.admin, ACTOR)
+            self.nonces.drop_old()
+            if reaped:
+                log.info("reaped %d expired credentials", len(reaped))
+        except CarecouchError as exc:  # CouchDB away for a moment: try next round
+            log.warning("reaper pass failed: %s", exc)
+        except Exception:  # a bug must not end reaping in this process for good
+            log.exception("reaper pass failed")

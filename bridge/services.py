@@ -47,7 +47,7 @@ class PolicyStore:
         self.registry = registry
         self._lock = threading.Lock()
         self._stamp = self._stat()
-        self.error: str | None = None
+        self.failure: PolicyError | None = None  # why the last edit was refused
         try:
             self._policy = load_policy(path, registry)
         except PolicyError as exc:
@@ -67,13 +67,29 @@ class PolicyStore:
                 self._stamp = stamp
                 try:
                     self._policy = load_policy(self.path, self.registry)
-                    self.error = None
+                    self.failure = None
                     log.info("policy reloaded (version %s)", self._policy.version)
                 except PolicyError as exc:
-                    self.error = str(exc)
+                    self.failure = exc
                     log.error("policy not reloaded, keeping version %s: %s",
                               self._policy.version, exc)
             return self._policy
+
+    @property
+    def error(self) -> str | None:
+        """The refused edit in full: ``<file>:<line>: <reason>`` (for the log and IT)."""
+        return None if self.failure is None else str(self.failure)
+
+    @property
+    def public_error(self) -> str | None:
+        """What /healthz, which anyone may call, says of it: where, not what (the reason can
+        quote user and group names from the policy)."""
+        if self.failure is None:
+            return None
+        where = Path(self.failure.source).name + (f":{self.failure.line}"
+                                                  if self.failure.line else "")
+        return (f"{where}: the last edit was refused; the bridge keeps version "
+                f"{self._policy.version} (reason in the bridge's log; carecouch policy check)")
 
 
 @dataclass
@@ -116,27 +132,34 @@ def services() -> Services:
 def init_app(app: Flask) -> Services:
     settings = BridgeSettings.load(app.config)
     records = load_registry()
+    policy = PolicyStore(settings.policy_file, records)  # before any connection is opened
     s = settings.couch
     built = Services(
         settings=settings, admin=CouchClient(s.url, s.user, s.password),
         couch=CouchClient(s.url, settings.bridge_user, settings.bridge_password, retries=1),
-        policy=PolicyStore(settings.policy_file, records), records=records,
+        policy=policy, records=records,
         signer=Signer(settings.signing_key),
         identity=IdentityVerifier(settings.idp_keys, settings.idp_issuer,
                                   settings.idp_audience, settings.user_claim,
                                   settings.groups_claim),
         limiter=RateLimiter(settings.rate_count, settings.rate_seconds))
-    _prepare_couchdb(built)
-    if settings.reap_interval > 0:
-        built.reaper = Reaper(built.admin, built.nonces, settings.reap_interval)
+    try:
+        _prepare_couchdb(built)
+    except BaseException:
+        built.close()  # a bridge that cannot start leaves no connection open behind it
+        raise
     app.extensions[EXTENSION] = built
+    if settings.reap_interval > 0:
+        # Started now, not by the first request: an idle bridge must reap too, or expired
+        # credentials would keep working until someone happens to call it.
+        built.reaper = Reaper(built.admin, built.nonces, settings.reap_interval)
+        built.reaper.start()
 
-    @app.before_request
-    def _start_reaper() -> None:
-        # Started by the first request, in the process that serves it: a thread started
-        # before gunicorn forks its workers would not survive the fork.
-        if built.reaper is not None:
-            built.reaper.start()
+        @app.before_request
+        def _reaper_alive() -> None:
+            # A fork (gunicorn --preload) keeps only the forking thread: restart it here.
+            if built.reaper is not None:
+                built.reaper.start()
 
     return built
 
@@ -153,6 +176,12 @@ def _prepare_couchdb(built: Services) -> None:
         pass  # not created yet, or another password: (re)write it below
     users = built.admin.db(USERS_DB)
     existing = users.get_or_none(user_doc_id(settings.bridge_user)) or {}
+    if existing and existing.get("roles") != [BRIDGE_ROLE]:
+        # Someone's account (or a device session) of that name: taking it over would hand
+        # its owner the bridge's role, or the bridge theirs.
+        raise ConfigError(f"CARECOUCH_BRIDGE_COUCHDB_USER: CouchDB user {settings.bridge_user}"
+                          " exists and is not the bridge's (its roles are "
+                          f"{existing.get('roles')}); choose another name")
     users.put({**existing, "_id": user_doc_id(settings.bridge_user), "type": "user",
                "name": settings.bridge_user, "roles": [BRIDGE_ROLE],
                "password": settings.bridge_password})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from carecouch.config import DEFAULT_COUCHDB_URL, SETTINGS, CouchSettings
 from carecouch.errors import ConfigError
+from carecouch.ids import InvalidName, check_user_id
 from carecouch.signing import load_private_key
 
 from .idp import IdpKey, load_idp_keys
@@ -44,12 +45,13 @@ def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, str]
 
 @dataclass(frozen=True)
 class BridgeSettings:
-    couch: CouchSettings
+    # Secrets stay out of repr(): settings end up in tracebacks and debug logs.
+    couch: CouchSettings = field(repr=False)
     public_couchdb_url: str
     bridge_user: str
-    bridge_password: str
+    bridge_password: str = field(repr=False)
     policy_file: Path
-    signing_key: Ed25519PrivateKey
+    signing_key: Ed25519PrivateKey = field(repr=False)
     idp_keys: tuple[IdpKey, ...]
     idp_issuer: str
     idp_audience: str
@@ -77,7 +79,7 @@ class BridgeSettings:
             couch=couch,
             public_couchdb_url=(get.text("CARECOUCH_BRIDGE_PUBLIC_COUCHDB_URL")
                                 or couch.url).rstrip("/"),
-            bridge_user=get.text("CARECOUCH_BRIDGE_COUCHDB_USER"),
+            bridge_user=_bridge_user(get.text("CARECOUCH_BRIDGE_COUCHDB_USER")),
             bridge_password=get.secret("CARECOUCH_BRIDGE_COUCHDB_PASSWORD",
                                        "the bridge's own CouchDB password").decode(),
             policy_file=Path(policy),
@@ -93,6 +95,14 @@ class BridgeSettings:
             rate_count=int(rate.group(1)), rate_seconds=int(rate.group(2)),
             clock_skew=get.number("CARECOUCH_BRIDGE_CLOCK_SKEW", 5, 3600),
             reap_interval=get.number("CARECOUCH_BRIDGE_REAP_INTERVAL", 0, 86400))
+
+
+def _bridge_user(name: str) -> str:
+    """A plain CouchDB user name: no "~" (device sessions) and no ":"."""
+    try:
+        return check_user_id(name)
+    except InvalidName as exc:
+        raise ConfigError(f"CARECOUCH_BRIDGE_COUCHDB_USER: {exc}") from exc
 
 
 class _Getter:

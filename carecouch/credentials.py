@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,11 @@ PASSWORD_BYTES = 32
 class CredentialsError(CarecouchError):
     """A credential cannot be issued (e.g. the name belongs to an account carecouch did not
     create)."""
+
+
+class CredentialsBusy(CarecouchError):
+    """The user document kept changing under us (concurrent requests for one session): the
+    caller may simply try again."""
 
 
 @dataclass(frozen=True)
@@ -72,7 +77,7 @@ class Session:
 @dataclass(frozen=True)
 class Issued:
     name: str
-    password: str
+    password: str = field(repr=False)  # never in a log line or a traceback
     roles: tuple[str, ...]
     issued_at: str
     expires_at: str
@@ -110,7 +115,7 @@ class CredentialStore:
                 continue  # issued concurrently for the same device session: the last one wins
             return Issued(name, password, tuple(roles), meta["issued_at"], meta["expires_at"],
                           replaced=existing is not None)
-        raise CredentialsError(f"CouchDB user {name} keeps changing; try again")
+        raise CredentialsBusy(f"CouchDB user {name} keeps changing; try again")
 
     def delete(self, name: str, *, expired_at: datetime | None = None) -> bool:
         """Delete one carecouch session user; True if it existed.
@@ -132,7 +137,7 @@ class CredentialStore:
                 return False
             except CouchConflict:
                 continue
-        raise CredentialsError(f"CouchDB user {name} keeps changing; could not delete it")
+        raise CredentialsBusy(f"CouchDB user {name} keeps changing; could not delete it")
 
     def sessions(self, *, user: str | None = None) -> Iterator[Session]:
         """Every session user (of ``user`` only: one range read)."""
@@ -157,5 +162,11 @@ class CredentialStore:
         now = now or datetime.now(UTC)
         expired = [s for s in self.sessions() if s.expired(now)]
         if not dry_run:
-            expired = [s for s in expired if self.delete(s.name, expired_at=now)]
+            expired = [s for s in expired if self._reap_one(s.name, now)]
         return expired
+
+    def _reap_one(self, name: str, now: datetime) -> bool:
+        try:
+            return self.delete(name, expired_at=now)
+        except CredentialsBusy:  # being re-issued right now; the next pass looks again
+            return False

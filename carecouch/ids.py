@@ -11,7 +11,8 @@ import re
 from .errors import CarecouchError
 
 MAX_ID_LENGTH = 48
-_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
+# Checked with fullmatch: with match, "$" also accepts a trailing newline ("north\n").
+CASELOAD_ID_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 _ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-")
 RULE = "use 1-48 lowercase letters, digits and '-', starting and ending with a letter or digit"
 
@@ -29,7 +30,7 @@ def check_caseload_id(value: object) -> str:
     """Return ``value`` if it is a valid caseload id, else raise :class:`InvalidCaseloadId`."""
     if not isinstance(value, str):
         raise InvalidCaseloadId(str(value), "not text")
-    if _ID.match(value) and len(value) <= MAX_ID_LENGTH:
+    if CASELOAD_ID_PATTERN.fullmatch(value) and len(value) <= MAX_ID_LENGTH:
         return value
     raise InvalidCaseloadId(value, _problem(value))
 
@@ -77,8 +78,8 @@ USER_DOC_PREFIX = "org.couchdb.user:"
 
 # No "~" (it separates user and device in a session name, and the rules split on the last
 # one) and no ":" (CouchDB user ids are "org.couchdb.user:<name>"); no leading "_" or ".".
-_USER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
-_DEVICE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
+USER_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
+DEVICE_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 
 
 class InvalidName(CarecouchError, ValueError):
@@ -86,14 +87,14 @@ class InvalidName(CarecouchError, ValueError):
 
 
 def check_user_id(value: object) -> str:
-    if isinstance(value, str) and _USER.match(value):
+    if isinstance(value, str) and USER_ID_PATTERN.fullmatch(value):
         return value
     raise InvalidName(f"bad user id {str(value)[:120]!r}: use 1-100 letters, digits and "
                       "'.', '_', '@', '+', '-', starting with a letter or digit")
 
 
 def check_device_id(value: object) -> str:
-    if isinstance(value, str) and _DEVICE.match(value):
+    if isinstance(value, str) and DEVICE_ID_PATTERN.fullmatch(value):
         return value
     raise InvalidName(f"bad device id {str(value)[:120]!r}: use 3-64 letters, digits and "
                       "'.', '_', '-', starting with a letter or digit")

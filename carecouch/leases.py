@@ -89,7 +89,7 @@ class Leases:
             doc, _ = self.read(record_id)
             current: dict[str, Any] = doc.get("lease") or {}
             if _live(current, moment):
-                if (current["holder"], current["device"]) != (holder, device):
+                if (current.get("holder"), current.get("device")) != (holder, device):
                     raise self.taken(current)
                 return Granted(doc, current, changed=False, settled=0)
             lease = {"holder": holder, "device": device, "granted_at": format_utc(moment),
@@ -162,12 +162,13 @@ class Leases:
             if not leased:
                 raise LeaseError("lease.busy", f"{record_id} changed while the lease was "
                                  "written; try again", 503)
-            winner = min(leased, key=lambda d: (d["lease"]["granted_at"], d["lease"]["grant"]))
+            winner = min(leased, key=lambda d: (str(d["lease"].get("granted_at")),
+                                                str(d["lease"].get("grant"))))
             if doc["_rev"] == winner["_rev"] and not any(
                     "lease" in leaf for leaf in leaves if leaf["_rev"] != winner["_rev"]):
                 # Settled: CouchDB's winning revision holds the earliest lease, no other
                 # branch holds one. The branches stay for conflict review.
-                if winner["lease"]["grant"] != mine["grant"]:
+                if winner["lease"].get("grant") != mine["grant"]:
                     raise self.taken(winner["lease"])
                 return Granted(doc, winner["lease"], changed=True, settled=settled)
             settled += self._strip_losers(leaves, winner)

@@ -191,7 +191,22 @@ class Policy:
         grant.record_types = tuple(sorted(types & admitted))
         grant.narrowed = set(grant.record_types) != admitted
         grant.break_glass_lifetime = min(grant.break_glass_lifetime, grant.credential_lifetime)
+        self._note_shared_roles(grant, matched)
         return grant
+
+    def _note_shared_roles(self, grant: Grant, matched: list[Rule]) -> None:
+        """Say so when rules that grant different roles or record types combine: a CouchDB
+        user's roles hold in every database it opens, so each rule's roles reach the other
+        rules' caseloads too. IT should see that before a user in two groups does."""
+        shapes = {(rule.clinical_roles, rule.resolver, frozenset(self._rule_types(rule)))
+                  for rule in matched if rule.clinical_roles or rule.resolver}
+        if len(shapes) > 1 and len(grant.caseloads) > 1:
+            names = ", ".join(repr(rule.name) for rule in matched)
+            grant.notes.append(
+                f"rules {names} grant different roles or record types; CouchDB roles belong "
+                f"to the user, so all of them ({', '.join(grant.clinical_roles) or '-'}; "
+                f"types {', '.join(grant.record_types) or '-'}) apply in every caseload "
+                "granted")
 
     @staticmethod
     def _couch_roles(clinical: Iterable[str], resolver: bool) -> list[str]:

@@ -8,6 +8,7 @@ way docs/bridge.md tells device implementers to.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import jwt
+import schemathesis
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from carecouch.signing import b64url, raw_public, request_headers
@@ -78,13 +80,26 @@ class DeviceClient:
             body["label"] = label
         response = self.call("POST", "/v1/devices", body)
         assert response.status_code == 201, response.text
+        assert_documented(self.base_url, "/v1/devices", response)
         return dict(response.json())
 
     def credentials(self, expect: int = 201) -> dict[str, Any]:
         response = self.call("POST", "/v1/credentials", {})
         assert response.status_code == expect, response.text
+        assert_documented(self.base_url, "/v1/credentials", response)
         return dict(response.json())
 
 
 def nonce() -> str:
     return secrets.token_urlsafe(18)
+
+
+@functools.cache
+def _api(base_url: str) -> Any:
+    return schemathesis.openapi.from_url(base_url + "/openapi.json")
+
+
+def assert_documented(base_url: str, path: str, response: httpx.Response) -> None:
+    """The answer is one /openapi.json describes for ``path`` (a template such as
+    ``/v1/devices/{device_id}``): its status, and its body against that status's schema."""
+    _api(base_url)[path][response.request.method].validate_response(response)

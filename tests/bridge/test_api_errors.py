@@ -41,9 +41,28 @@ def test_unknown_route_and_wrong_method(bridge: BridgeServer) -> None:
     (b"\xff\xfe", "request.bad_json"),
     (b'{"surprise": 1}', "request.unknown_field"),
     (b"[" * 50_000, "request.bad_json"),
-])
+    # What Python's json reads but JSON (and CouchDB) does not: before these were refused,
+    # they reached CouchDB inside a record's fields and came back as a 502.
+    (b'{"x": NaN}', "request.bad_json"),
+    (b'{"x": -Infinity}', "request.bad_json"),
+    (b'{"x": 1e400}', "request.bad_json"),
+    (b'{"x": 123456789012345678901234567890}', "request.bad_json"),
+    (b'{"x": "\\ud800"}', "request.bad_json"),
+    (b'{"x": 1, "x": 2}', "request.bad_json"),
+], ids=["broken", "array", "not-utf8", "unknown-field", "deep", "nan", "infinity",
+        "too-large", "huge-int", "lone-surrogate", "repeated-key"])
 def test_bad_bodies(nurse: DeviceClient, raw: bytes, code: str) -> None:
     assert_error(nurse.call("POST", "/v1/credentials", raw=raw), 400, code)
+
+
+def test_record_fields_json_cannot_hold_are_a_400_not_a_502(
+        bridge: BridgeServer, world: World) -> None:
+    prescriber = bridge.device(world.user("gp-json"), [world.group("prescribers")])
+    prescriber.enrol()
+    raw = (b'{"caseload": "%s", "type": "order_signoff", "subject": "patient-001", '
+           b'"fields": {"order": "o-1", "description": "d", "dose_mg": NaN}}'
+           % world.caseloads["a"].encode())
+    assert_error(prescriber.call("POST", "/v1/records", raw=raw), 400, "request.bad_json")
 
 
 def test_too_large_body(nurse: DeviceClient) -> None:
@@ -81,15 +100,35 @@ def test_bad_identity_tokens(bridge: BridgeServer, world: World, nurse: DeviceCl
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
 
 
-def test_missing_token(bridge: BridgeServer) -> None:
-    response = httpx.post(bridge.url + "/v1/credentials", json={})
-    assert_error(response, 401, "auth.missing_token")
+def test_missing_token(bridge: BridgeServer, nurse: DeviceClient) -> None:
+    assert_error(httpx.get(bridge.url + "/v1/policy"), 401, "auth.missing_token")
+    # A device's request is checked for its signature first (a revoked device must hear so
+    # whatever its token), then for the clinician's token.
+    assert_error(httpx.post(bridge.url + "/v1/credentials", json={}), 401,
+                 "device.signature_required")
+    assert_error(nurse.call("POST", "/v1/credentials", {}, token=False), 401,
+                 "auth.missing_token")
 
 
-def test_unusable_user_name(bridge: BridgeServer, nurse: DeviceClient) -> None:
-    token = bridge.idp.token("alice~tablet")  # would forge a device session name
+@pytest.mark.parametrize("user", ["alice~tablet", "alice\n", "org.couchdb.user:x"],
+                         ids=["session-name", "trailing-newline", "colon"])
+def test_unusable_user_name(bridge: BridgeServer, nurse: DeviceClient, user: str) -> None:
+    token = bridge.idp.token(user)  # would forge or bend a CouchDB user name
     assert_error(nurse.call("GET", "/v1/policy", token=token, signed=False), 403,
                  "auth.bad_user")
+
+
+def test_ids_with_a_trailing_newline_are_refused(bridge: BridgeServer, world: World,
+                                                 nurse: DeviceClient) -> None:
+    caseload = nurse.call("POST", "/v1/leases", {"caseload": world.caseloads["a"] + "\n",
+                                                 "record": "order_signoff:abcdefgh"})
+    assert_error(caseload, 400, "request.bad_field")
+    record = nurse.call("POST", "/v1/leases", {"caseload": world.caseloads["a"],
+                                               "record": "order_signoff:abcdefgh\n"})
+    assert_error(record, 400, "request.bad_field")
+    reserved = nurse.call("POST", "/v1/leases", {"caseload": world.caseloads["a"],
+                                                 "record": "_design:abcdefgh"})
+    assert_error(reserved, 400, "request.bad_field")
 
 
 def test_unsigned_request(nurse: DeviceClient) -> None:

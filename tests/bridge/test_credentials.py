@@ -9,12 +9,14 @@ from typing import Any
 import jwt
 import pytest
 
+from carecouch import revocation
 from carecouch.audit import AuditLog
 from carecouch.couch import CouchClient
+from carecouch.credentials import CredentialStore
 from carecouch.errors import CouchError, CouchUnauthorized
 from carecouch.signing import BadSignature, b64url, b64url_decode, verify_token
 from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import DeviceClient
+from tests.bridge.support import DeviceClient, assert_documented
 from tests.conformance.support import wait_until
 
 
@@ -118,11 +120,18 @@ def test_revoking_a_lost_device_ends_its_access_at_once(
     # Revoked from another place (the device is lost): bearer token only, no signature.
     response = nurse.call("DELETE", f"/v1/devices/{nurse.device_id}", signed=False)
     assert response.status_code == 200, response.text
+    assert_documented(bridge.url, "/v1/devices/{device_id}", response)
     assert response.json()["deleted_credentials"] == [body["username"]]
     assert response.json()["device"]["status"] == "revoked"
     assert refused_soon(server, body)
     refused = nurse.call("POST", "/v1/credentials", {})
     assert (refused.status_code, refused.json()["error"]) == (403, "device.revoked")
+    # Told so even when the clinician's identity token has expired: the device learns it is
+    # revoked (and wipes itself) at its next contact, not at the next sign-in.
+    expired = bridge.idp.token(nurse.user, lifetime=-60)
+    for path in ("/v1/credentials", "/v1/leases", "/v1/break-glass"):
+        refused = nurse.call("POST", path, {}, token=expired)
+        assert (refused.status_code, refused.json()["error"]) == (403, "device.revoked"), path
     actions = [e["action"] for e in AuditLog(world.admin, "t").entries(subject=nurse.device_id)]
     assert actions[-2:] == ["device.revoke", "credentials.revoke"]
 
@@ -148,8 +157,12 @@ def test_revoking_a_user_deletes_every_credential_and_their_token(
     admin = bridge.device(world.user("it"), [world.group("it")])
     response = admin.call("DELETE", f"/v1/users/{user}/credentials", signed=False)
     assert response.status_code == 200, response.text
+    assert_documented(bridge.url, "/v1/users/{user}/credentials", response)
     assert sorted(response.json()["deleted_credentials"]) == sorted(
         b["username"] for b in issued)
+    [entry] = AuditLog(world.admin, "t").entries(subject=user, action="credentials.revoke")
+    assert entry["actor"] == world.user("it")
+    assert sorted(entry["details"]["deleted"]) == sorted(b["username"] for b in issued)
     for body in issued:
         assert refused_soon(server, body)
     # The token issued before the revocation no longer gets new credentials.
@@ -187,6 +200,10 @@ def test_every_issuance_and_rotation_is_audited(bridge: BridgeServer, world: Wor
                                            "credentials.rotate"]
     assert mine[-1]["details"]["replaced"] == [second["username"]]
     assert mine[0]["actor"] == nurse.user
+    [enrolled] = AuditLog(world.admin, "t").entries(subject=nurse.device_id,
+                                                    action="device.enrol")
+    assert enrolled["actor"] == nurse.user
+    assert enrolled["details"]["public_key"] == nurse.public_key
 
 
 def test_break_glass_needs_the_policy_and_a_justification(
@@ -199,16 +216,22 @@ def test_break_glass_needs_the_policy_and_a_justification(
     reason = "Patient collapsed at home; district team unreachable, need allergy history."
     response = senior.call("POST", "/v1/break-glass", {"caseload": d, "justification": reason})
     assert response.status_code == 201, response.text
+    assert_documented(bridge.url, "/v1/break-glass", response)
     body = response.json()
     assert f"caseload:{d}" in body["roles"] and body["break_glass"]["review"] == "pending"
     assert [x["caseload"] for x in body["databases"] if x.get("break_glass")] == [d]
     lifetime = (_parse(body["expires_at"]) - _parse(body["issued_at"])).total_seconds()
     assert round(lifetime) == 15 * 60  # the policy's break-glass lifetime, not the usual 1h
+    # Nor may the device work offline on it for the usual grace (2d): it ends with it.
+    snapshot = jwt.decode(body["snapshot"], public_key(bridge), algorithms=["EdDSA"])
+    assert snapshot["offline_until"] <= body["expires_at"]
+    assert snapshot["break_glass"]["justification"] == reason
     with login(server, body) as client:
         assert client.db(f"caseload_{d}").info()["doc_count"] >= 0
     entries = AuditLog(world.admin, "t").entries(subject=d, action="break_glass.issue")
     assert entries[-1]["details"]["justification"] == reason
     assert entries[-1]["details"]["review"] == "pending"
+    assert entries[-1]["details"]["name"] == body["username"]
     # A nurse the policy does not name cannot.
     nurse = bridge.device(world.user("nurse5"), [world.group("nurses")])
     nurse.enrol()
@@ -229,7 +252,7 @@ def test_expired_credentials_stop_working_within_the_documented_bound(
     short = world.policy().replace("credential_lifetime: 1h", "credential_lifetime: 2s")
     bridge = make_bridge(short, CARECOUCH_BRIDGE_REAP_INTERVAL="1")
     device = bridge.device(world.user("nurse6"), [world.group("nurses")])
-    device.enrol()  # the first request starts the reaper
+    device.enrol()
     body = device.credentials()
     expires = _parse(body["expires_at"]).timestamp()
     assert works(server, body["username"], body["password"])  # before expiry: works
@@ -241,6 +264,48 @@ def test_expired_credentials_stop_working_within_the_documented_bound(
     reaped = AuditLog(world.admin, "t").entries(subject=world.user("nurse6"),
                                                 action="credentials.reap")
     assert [e["details"]["name"] for e in reaped] == [body["username"]]
+
+
+def test_an_idle_bridge_reaps_too(make_bridge: Any, world: World, server: Any) -> None:
+    """The bound holds while a bridge runs, whether or not anyone calls it: a restarted
+    bridge that nobody has asked anything yet still deletes expired credentials."""
+    import time
+
+    make_bridge(CARECOUCH_BRIDGE_REAP_INTERVAL="1")
+    store = CredentialStore(world.admin)
+    issued = store.issue(world.user("nurse12"), "idle-tablet", ["clinical:nurse"], 1)
+    assert works(server, issued.name, issued.password)
+    expires = _parse(issued.expires_at).timestamp()
+    while works(server, issued.name, issued.password):
+        assert time.time() < expires + 1 + 5, "an idle bridge did not reap"
+        time.sleep(0.1)
+    assert issued.name not in [s.name for s in store.sessions(user=world.user("nurse12"))]
+
+
+@pytest.mark.parametrize("revoke", ["device", "user"])
+def test_a_revocation_during_an_issuance_leaves_no_working_credential(
+        make_bridge: Any, world: World, server: Any, monkeypatch: pytest.MonkeyPatch,
+        revoke: str) -> None:
+    """The revocation lands after the bridge checked the device and the user, but before
+    it wrote the CouchDB user: the revocation's own sweep cannot have seen that user."""
+    bridge = make_bridge()
+    device = bridge.device(world.user(f"nurse13{revoke}"), [world.group("nurses")])
+    device.enrol()
+    store = bridge.services.credentials
+    write = store.issue
+
+    def revoked_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if revoke == "device":
+            revocation.revoke_device(world.admin, device.device_id, "it")
+        else:
+            revocation.revoke_user(world.admin, device.user, "it")
+        return write(*args, **kwargs)
+
+    monkeypatch.setattr(store, "issue", revoked_meanwhile)
+    response = device.call("POST", "/v1/credentials", {})
+    expected = (403, "device.revoked") if revoke == "device" else (401, "auth.revoked")
+    assert (response.status_code, response.json()["error"]) == expected
+    assert [s.name for s in CredentialStore(world.admin).sessions(user=device.user)] == []
 
 
 def test_policy_edit_that_breaks_the_file_keeps_the_last_good_policy(
@@ -259,8 +324,13 @@ def test_policy_edit_that_breaks_the_file_keeps_the_last_good_policy(
     assert f".yaml:{line}: unknown clinical role 'surgeon'" in health.error
     import httpx
 
+    # /healthz, which anyone may call, says where the edit broke and what the bridge keeps,
+    # not the reason (it can quote user and group names from the policy).
     status = httpx.get(bridge.url + "/healthz").json()
-    assert status["policy_error"] == health.error and status["status"] == "ok"
+    assert status["status"] == "ok" and status["policy_version"] == good["policy_version"]
+    assert status["policy_error"].startswith(f"{bridge.policy_file.name}:{line}: ")
+    assert good["policy_version"] in status["policy_error"]
+    assert "surgeon" not in status["policy_error"]
     # A good edit is picked up on the next request.
     bridge.write_policy(world.policy().replace("lease_lifetime: 10m", "lease_lifetime: 20m"))
     assert device.credentials()["policy_version"] != good["policy_version"]

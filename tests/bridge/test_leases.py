@@ -19,7 +19,7 @@ from carecouch.errors import CouchForbidden
 from carecouch.leases import LeaseError, Leases
 from carecouch.signing import BadSignature, b64url, b64url_decode, verify_token
 from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import DeviceClient
+from tests.bridge.support import DeviceClient, assert_documented
 from tests.helpers.records import now, push, put, read, refusal
 
 ORDER = {"order": "order-77", "description": "Start oral amoxicillin 500 mg TDS for 5 days"}
@@ -38,13 +38,16 @@ def create_order(device: DeviceClient, world: World) -> Doc:
         "caseload": world.caseloads["a"], "type": "order_signoff", "subject": "patient-001",
         "fields": ORDER})
     assert response.status_code == 201, response.text
+    assert_documented(device.base_url, "/v1/records", response)
     record: Doc = response.json()["record"]
     return record
 
 
 def claim(device: DeviceClient, world: World, record_id: str) -> httpx.Response:
-    return device.call("POST", "/v1/leases", {"caseload": world.caseloads["a"],
-                                              "record": record_id})
+    response = device.call("POST", "/v1/leases", {"caseload": world.caseloads["a"],
+                                                  "record": record_id})
+    assert_documented(device.base_url, "/v1/leases", response)
+    return response
 
 
 def bridge_key(bridge: BridgeServer) -> Any:
@@ -119,6 +122,7 @@ def test_renew_extends_and_release_frees(bridge: BridgeServer, world: World,
     body = {"caseload": world.caseloads["a"], "record": record["_id"], "grant": lease["grant"]}
     renewed = prescriber.call("POST", "/v1/leases/renew", body)
     assert renewed.status_code == 200, renewed.text
+    assert_documented(bridge.url, "/v1/leases/renew", renewed)
     new = renewed.json()["lease"]
     assert new["grant"] == lease["grant"] and new["granted_at"] == lease["granted_at"]
     assert new["expires_at"] >= lease["expires_at"]
@@ -126,6 +130,7 @@ def test_renew_extends_and_release_frees(bridge: BridgeServer, world: World,
     assert (wrong.status_code, wrong.json()["error"]) == (409, "lease.not_held")
     released = prescriber.call("POST", "/v1/leases/release", body)
     assert released.status_code == 200 and released.json()["lease"] is None
+    assert_documented(bridge.url, "/v1/leases/release", released)
     stored = world.admin.db(f"caseload_{world.caseloads['a']}").get(record["_id"])
     assert "lease" not in stored
     other = bridge.device(world.user("gp-next"), [world.group("prescribers")])
@@ -220,3 +225,43 @@ def test_a_tie_won_by_the_bridge_keeps_its_lease_and_the_loser_cannot_complete(
                                         "completed_at": now(), "author": "gp-rival",
                                         "device": "tablet-r", "at": now()}, loser)
     assert refusal(info.value) == "exclusive.not_holder"
+
+
+def test_a_claim_through_the_api_reads_back_and_yields_to_an_earlier_lease_on_a_branch(
+        bridge: BridgeServer, world: World, prescriber: DeviceClient) -> None:
+    """Another node accepted an earlier claim on a branch that is not (yet) CouchDB's winner:
+    the bridge's own claim lands on the winner, its read-back sees both, and it answers 409
+    with the earlier holder, leaving that lease the only one."""
+    record = create_order(prescriber, world)
+    db = world.admin.db(f"caseload_{world.caseloads['a']}")
+    base = read(db, record["_id"])
+    theirs = {"holder": "gp-rival", "device": "tablet-r",
+              "granted_at": format_utc(datetime.now(UTC) - timedelta(seconds=5)),
+              "expires_at": format_utc(datetime.now(UTC) + timedelta(minutes=10)),
+              "grant": uuid.uuid4().hex}
+    push(db, {**base, "lease": theirs}, base)  # the other node's claim, generation 2
+    longer = read(db, record["_id"], push(db, base, base))
+    push(db, longer, longer)  # an unleased branch of generation 3: CouchDB's winner
+    assert "lease" not in db.get(record["_id"])
+    response = claim(prescriber, world, record["_id"])
+    assert response.status_code == 409, response.text
+    assert response.json()["error"] == "lease.taken"
+    assert response.json()["details"]["holder"]["holder"] == "gp-rival"
+    leaves = [leaf["ok"] for leaf in db.open_revs(record["_id"], "all")]
+    assert [leaf["lease"] for leaf in leaves if "lease" in leaf] == [theirs]
+    assert db.get(record["_id"])["lease"] == theirs
+
+
+def test_renewal_needs_the_record_type_the_policy_grants_now(
+        make_bridge: Any, world: World) -> None:
+    bridge = make_bridge()
+    device = bridge.device(world.user("gp-renew"), [world.group("prescribers")])
+    device.enrol()
+    record = create_order(device, world)
+    lease = claim(device, world, record["_id"]).json()["lease"]
+    # IT narrows the prescribers rule: they no longer complete order sign-offs.
+    bridge.write_policy(world.policy().replace("clinical_roles: [prescriber]",
+                                               "clinical_roles: [hca]"))
+    renewed = device.call("POST", "/v1/leases/renew", {
+        "caseload": world.caseloads["a"], "record": record["_id"], "grant": lease["grant"]})
+    assert (renewed.status_code, renewed.json()["error"]) == (403, "lease.type_not_granted")

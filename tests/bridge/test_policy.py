@@ -119,6 +119,12 @@ def test_two_rules_combine_least_restrictively_for_filters_and_strictly_for_time
     assert grant.caseloads["south"].filter.types == ("observation",)
     assert grant.credential_lifetime == 2 * 3600  # the shortest lifetime any rule sets
     assert grant.clinical_roles == ("hca", "nurse") and not grant.narrowed
+    # CouchDB roles are per user: the nurse role reaches the caseloads of the HCA rule too,
+    # and explain says so rather than letting IT find out from the audit trail.
+    assert any(n.startswith("rules 'nurses', 'night shift' grant different roles") and
+               "apply in every caseload granted" in n for n in grant.notes), grant.notes
+    alone = parse(BASE).evaluate("alice", ["nurses"], CASELOADS)
+    assert not any("grant different roles" in n for n in alone.notes)
 
 
 def test_nobody_matching_gets_nothing() -> None:

@@ -66,6 +66,29 @@ def test_an_unusable_file_refuses_to_start(server: Any, bridge_env: BridgeEnv,
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("name", ["someone~tablet-1", "org.couchdb.user:x"])
+def test_a_bridge_user_name_couchdb_cannot_keep_apart_is_refused(
+        server: Any, bridge_env: BridgeEnv, policy_file: Path, name: str) -> None:
+    config = bridge_config(server, bridge_env, policy_file,
+                           CARECOUCH_BRIDGE_COUCHDB_USER=name)
+    with pytest.raises(ConfigError) as info:
+        create_app(config)
+    assert str(info.value).startswith("CARECOUCH_BRIDGE_COUCHDB_USER: bad user id")
+
+
+def test_the_bridge_does_not_take_over_someone_elses_couchdb_account(
+        server: Any, bridge_env: BridgeEnv, policy_file: Path, admin: Any,
+        make_user: Any) -> None:
+    clinician = make_user(["clinical:nurse"])
+    before = admin.db("_users").get(f"org.couchdb.user:{clinician.name}")
+    config = bridge_config(server, bridge_env, policy_file,
+                           CARECOUCH_BRIDGE_COUCHDB_USER=clinician.name)
+    with pytest.raises(ConfigError) as info:
+        create_app(config)
+    assert "exists and is not the bridge's" in str(info.value)
+    assert admin.db("_users").get(f"org.couchdb.user:{clinician.name}") == before
+
+
 def test_secrets_may_come_from_the_environment_and_files(
         server: Any, bridge_env: BridgeEnv, policy_file: Path, tmp_path: Path) -> None:
     secret = tmp_path / "couch-password"
