@@ -14,13 +14,13 @@ import click
 
 from carecouch.clock import utc_now
 from carecouch.conflicts.apply import RESOLVED, AuditSink, Outcome, apply_plans
+from carecouch.conflicts.auto import plan_caseloads
 from carecouch.conflicts.branches import read_conflict
 from carecouch.conflicts.diff import inspect
 from carecouch.conflicts.errors import BadChoice
-from carecouch.conflicts.finder import caseload_scope, find_conflicts, read_caseload
+from carecouch.conflicts.finder import caseload_scope, find_conflicts
 from carecouch.conflicts.identity import current_resolver
-from carecouch.conflicts.plan import Plan, plan_auto, plan_keep, plan_merge
-from carecouch.conflicts.policy import decide
+from carecouch.conflicts.plan import Plan, plan_keep, plan_merge
 from carecouch.conflicts.undo import apply_undo, plan_undo
 from carecouch.ids import InvalidCaseloadId, caseload_db, check_caseload_id
 from carecouch.parallel import DEFAULT_WORKERS
@@ -47,6 +47,14 @@ def _caseload(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
         raise BadUsage(str(exc)) from exc
 
 
+def _doc_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    # Ids that start with "_" are CouchDB's own (_all_docs, _design/...): never a record.
+    if not value or value.startswith("_"):
+        raise BadUsage(f"{value!r} is not a record id (such as care_plan:5f0c...)")
+    return value
+
+
+doc_argument = click.argument("doc_id", callback=_doc_id)
 caseloads_option = click.option(
     "--caseload", "caseloads", multiple=True, callback=_caseload, metavar="ID",
     help="Only this caseload (repeatable). Default: every active caseload in the registry, "
@@ -127,7 +135,7 @@ def list_(app: AppContext, caseloads: tuple[str, ...], workers: int, as_json: bo
 
 
 @conflicts.command()
-@click.argument("doc_id")
+@doc_argument
 @caseload_option
 @json_option
 @pass_app
@@ -161,7 +169,7 @@ def _merge_choices(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @conflicts.command()
-@click.argument("doc_id")
+@doc_argument
 @caseload_option
 @click.option("--keep", metavar="REV", help="Keep this branch as it is; delete the others.")
 @click.option("--merge", "merges", multiple=True, metavar="FIELD=REV",
@@ -186,7 +194,8 @@ def resolve(app: AppContext, doc_id: str, caseload: str, keep: str | None,
         raise BadUsage("give either --keep REV or --merge FIELD=REV (one or more)")
     registry = load_registry()
     resolver = current_resolver(app.client)
-    conflict = read_conflict(app.client.db(caseload_db(caseload)), caseload, doc_id, registry)
+    conflict = read_conflict(app.client.db(caseload_db(caseload)), caseload, doc_id, registry,
+                             attachments=True)
     with _usage():
         if keep:
             plan = plan_keep(conflict, keep, reason=reason, resolver=resolver, now=utc_now())
@@ -239,24 +248,16 @@ def auto(app: AppContext, caseloads: tuple[str, ...], dry_run: bool, yes: bool,
     registry = load_registry()
     resolver = current_resolver(app.client)
     scope = caseload_scope(app.client, caseloads)
-    now = utc_now()
-    plans: list[Plan] = []
-    review: list[dict[str, Any]] = []
     with progress(len(scope), "reading caseloads", quiet=quiet) as tick:
-        for caseload in scope:
-            for conflict in read_caseload(app.client, caseload, registry, for_writing=True):
-                decision = decide(conflict, registry)
-                plan = plan_auto(conflict, registry, resolver=resolver, now=now,
-                                 decision=decision)
-                if plan is not None:
-                    plans.append(plan)
-                else:
-                    review.append({"caseload": caseload, "doc": conflict.doc_id,
-                                   "class": conflict.record_class, "action": decision.label,
-                                   "reason": decision.reason, "proposal": decision.proposal})
-            tick()
+        planned = plan_caseloads(app.client, scope, registry, resolver=resolver,
+                                 now=utc_now(), workers=workers, tick=tick)
+    plans, review = planned.plans, planned.review
+    for caseload, error in planned.errors.items():
+        note(f"caseload {caseload} not read: {error}")
     if dry_run:
-        _report_plans(plans, review, as_json)
+        _report_plans(plans, review, as_json, planned.errors)
+        if planned.errors:
+            raise SystemExit(1)
         return
     if plans and not yes:
         note(f"{len(plans)} conflicts to resolve automatically, {len(review)} left for review")
@@ -270,7 +271,8 @@ def auto(app: AppContext, caseloads: tuple[str, ...], dry_run: bool, yes: bool,
     failed = [o for o in outcomes if o.status != RESOLVED]
     if as_json:
         echo_json({"dry_run": False, "outcomes": [o.as_json() for o in outcomes],
-                   "review": review, "audit_warning": audit.warning})
+                   "review": review, "audit_warning": audit.warning,
+                   "errors": planned.errors})
     else:
         print_outcomes(outcomes)
         _print_review(review)
@@ -280,11 +282,15 @@ def auto(app: AppContext, caseloads: tuple[str, ...], dry_run: bool, yes: bool,
         note(f"warning: {audit.warning}")
     if failed:
         raise CommandFailed(f"{len(failed)} conflicts were not resolved (see above)")
+    if planned.errors:
+        raise CommandFailed(f"{len(planned.errors)} caseloads were not read (see above)")
 
 
-def _report_plans(plans: list[Plan], review: list[dict[str, Any]], as_json: bool) -> None:
+def _report_plans(plans: list[Plan], review: list[dict[str, Any]], as_json: bool,
+                  errors: dict[str, str]) -> None:
     if as_json:
-        echo_json({"dry_run": True, "plans": [p.as_json() for p in plans], "review": review})
+        echo_json({"dry_run": True, "plans": [p.as_json() for p in plans], "review": review,
+                   "errors": errors})
         return
     for plan in plans:
         print_plan(plan)

@@ -27,6 +27,14 @@ def short(value: Any, present: bool = True) -> str:
     return text if len(text) <= WIDTH else text[:WIDTH - 3] + "..."
 
 
+def _file(value: Any, present: bool = True) -> str:
+    """An attachment: type, size and the start of its digest (enough to tell two apart)."""
+    if not present or not isinstance(value, dict):
+        return "(absent)"
+    size = f" {value['length']} B" if value.get("length") is not None else ""
+    return short(f"{value.get('content_type')}{size} {str(value.get('digest'))[4:12]}")
+
+
 def age(seconds: int | None) -> str | None:
     if seconds is None:
         return None
@@ -77,7 +85,8 @@ def print_inspection(inspection: Inspection) -> None:
     for row in inspection.rows:
         if not any(row.present) and not row.ancestor_present:
             continue
-        cells = [short(v, p) for v, p in zip(row.values, row.present, strict=True)]
+        shown = _file if row.section == "attachment" else short
+        cells = [shown(v, p) for v, p in zip(row.values, row.present, strict=True)]
         anc = [short(row.ancestor, row.ancestor_present)] if with_ancestor else []
         rows.append(["*" if row.differs else "", row.section, row.name, *anc, *cells])
     echo_table(headers, rows)
@@ -97,13 +106,16 @@ def print_plan(plan: Plan, *, err: bool = False) -> None:
             if choice.contested:
                 say(f"    {choice.name} = {short(choice.value, choice.present)}  "
                     f"(from {choice.rev}, {choice.rule})")
+        if plan.written.get("_attachments"):
+            say(f"    attachments: {', '.join(sorted(plan.written['_attachments']))}")
     else:
         say(f"  keep {plan.kept_rev} as it is")
     for tomb in plan.tombstones:
         ids = tomb["_revisions"]["ids"]
         say(f"  delete {tomb['_revisions']['start'] - 1}-{ids[1]} (tombstone {tomb['_rev']})")
+    files = len(plan.record.get("_attachments", {}))
     say(f"  resolution record {plan.resolution_id} keeps {len(plan.record['discarded'])} "
-        "discarded bodies")
+        "discarded bodies" + (f" and {files} attached files" if files else ""))
 
 
 def print_undo(plan: UndoPlan, *, err: bool = False) -> None:

@@ -24,8 +24,9 @@ from support import couch_server
 from carecouch.audit import AuditLog
 from carecouch.clock import utc_now
 from carecouch.conflicts.apply import RESOLVED, AuditSink, apply_plans
+from carecouch.conflicts.auto import plan_caseloads
 from carecouch.conflicts.branches import read_conflict
-from carecouch.conflicts.finder import conflict_rows, read_caseload
+from carecouch.conflicts.finder import conflict_rows
 from carecouch.conflicts.identity import current_resolver
 from carecouch.conflicts.plan import Plan, plan_auto
 from carecouch.couch import CouchClient, doc_path
@@ -39,9 +40,8 @@ def batched(admin: CouchClient, caseload: str) -> tuple[float, int, int]:
     started = time.perf_counter()
     resolver = current_resolver(admin)
     now = utc_now()
-    plans = [p for c in read_caseload(admin, caseload, registry, for_writing=True)
-             if (p := plan_auto(c, registry, resolver=resolver, now=now)) is not None]
-    outcomes = apply_plans(admin, caseload, plans, audit=AuditSink(admin, "bench"))
+    planned = plan_caseloads(admin, [caseload], registry, resolver=resolver, now=now)
+    outcomes = apply_plans(admin, caseload, planned.plans, audit=AuditSink(admin, "bench"))
     elapsed = time.perf_counter() - started
     resolved = sum(1 for o in outcomes if o.status == RESOLVED)
     return elapsed, resolved, sum(admin.request_counts.values()) - before
@@ -57,7 +57,7 @@ def one_at_a_time(admin: CouchClient, caseload: str) -> tuple[float, int, int]:
     now = utc_now()
     resolved = 0
     for row in conflict_rows(db, caseload):
-        conflict = read_conflict(db, caseload, row.doc_id, registry)
+        conflict = read_conflict(db, caseload, row.doc_id, registry, attachments=True)
         plan: Plan | None = plan_auto(conflict, registry, resolver=resolver, now=now)
         if plan is None:
             continue

@@ -174,6 +174,8 @@ def _apply_batch(client: CouchClient, db: Database, caseload: str, plans: Sequen
         else:
             ready.append(plan)
     ready = _write_records(db, caseload, account, ready, outcomes)
+    # A revision arriving after the leaves were checked is caught all the same: _changes
+    # with style=all_docs lists every leaf of a document that this write changes.
     before = seen.seq if seen.seq is not None or not ready else update_seq(db)
     _write_revisions(db, caseload, account, ready, outcomes)
     _check_after(db, ready, outcomes, seen.after_write(db, before, ready, pending))

@@ -14,6 +14,7 @@ from carecouch.couch import Database, Doc
 from carecouch.errors import CouchNotFound
 from carecouch.records import Registry
 
+from .attachments import Signature, signature
 from .errors import RecordNotFound
 from .revs import content, history, rev_key
 
@@ -41,6 +42,10 @@ class Branch:
     @property
     def content(self) -> Doc:
         return content(self.body)
+
+    @property
+    def attachments(self) -> Signature:
+        return signature(self.body)
 
     def get(self, name: str, default: Any = None) -> Any:
         return self.body.get(name, default)
@@ -97,21 +102,32 @@ def make_conflict(caseload: str, doc_id: str, leaves: Iterable[Doc],
     return conflict
 
 
-def read_conflict(db: Database, caseload: str, doc_id: str, registry: Registry) -> Conflict:
-    """Every leaf of one document (live and deleted), with histories."""
+def read_conflict(db: Database, caseload: str, doc_id: str, registry: Registry, *,
+                  attachments: bool = False) -> Conflict:
+    """Every leaf of one document (live and deleted), with histories; ``attachments``: with
+    the attachments' data, as a resolution must read what it may discard."""
     try:
-        results = db.leaf_revisions(doc_id, revs=True)
-    except CouchNotFound:
-        raise RecordNotFound(f"no document {doc_id} in caseload {caseload}") from None
-    leaves = [r["ok"] for r in results if isinstance(r.get("ok"), dict)]
+        results = db.leaf_revisions(doc_id, revs=True, attachments=attachments or None)
+    except CouchNotFound as exc:
+        raise RecordNotFound(missing(db, caseload, f"no document {doc_id}", exc)) from None
+    if not isinstance(results, list):  # an id such as _all_docs names an endpoint
+        raise RecordNotFound(f"no document {doc_id} in caseload {caseload}")
+    leaves = [r["ok"] for r in results if isinstance(r, dict) and isinstance(r.get("ok"), dict)]
     conflict = make_conflict(caseload, doc_id, leaves, registry)
     if not conflict.branches:
         raise RecordNotFound(f"document {doc_id} in caseload {caseload} is deleted")
     return conflict
 
 
+def missing(db: Database, caseload: str, what: str, exc: CouchNotFound) -> str:
+    """``what`` is not found, or the caseload's whole database (CouchDB's reason says which)."""
+    if "database" in exc.reason.lower():
+        return f"caseload {caseload} does not exist ({db.name}: {exc.reason})"
+    return f"{what} in caseload {caseload}"
+
+
 def read_many(db: Database, caseload: str, wanted: Sequence[tuple[str, Sequence[str]]],
-              registry: Registry) -> Iterator[Conflict]:
+              registry: Registry, *, attachments: bool = False) -> Iterator[Conflict]:
     """Conflicts for ``[(doc id, live leaf revisions), ...]``, ``BATCH`` documents a request.
 
     A leaf that is gone by now (the document changed after the view was read) is left out;
@@ -121,7 +137,7 @@ def read_many(db: Database, caseload: str, wanted: Sequence[tuple[str, Sequence[
         chunk = wanted[first:first + BATCH]
         requests = [{"id": doc_id, "rev": rev} for doc_id, revs in chunk for rev in revs]
         found: dict[str, list[Doc]] = {doc_id: [] for doc_id, _ in chunk}
-        for result in db.bulk_get(requests, revs=True):
+        for result in db.bulk_get(requests, revs=True, attachments=attachments or None):
             for item in result.get("docs", []):
                 doc = item.get("ok")
                 if isinstance(doc, dict):

@@ -2,7 +2,8 @@
 
 Rows come in sections: ``envelope`` (who wrote each branch, on which device, when by the
 device's clock and by the server's), ``lease`` (exclusive records), ``field`` (the record's
-own fields) and ``stamp`` (mergeable records' change stamps).
+own fields), ``stamp`` (mergeable records' change stamps) and ``attachment`` (type, size and
+digest of each attached file).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from carecouch.couch import Database, Doc
 from carecouch.records import Registry
 
+from . import attachments
 from .branches import Branch, Conflict, common_ancestor, read_revision
 from .merge import parse_time
 from .policy import Decision, decide
@@ -25,7 +27,7 @@ MISSING: Any = None  # a field a branch does not have; `present` says which
 
 @dataclass(frozen=True)
 class Row:
-    section: str  # envelope | lease | field | stamp
+    section: str  # envelope | lease | field | stamp | attachment
     name: str
     values: tuple[Any, ...]  # one per branch, winner first
     present: tuple[bool, ...]
@@ -112,6 +114,16 @@ def _server_time(body: Mapping[str, Any]) -> tuple[bool, Any]:
     return value is not None, value
 
 
+def _attachment(name: str) -> Any:
+    def get(body: Mapping[str, Any]) -> tuple[bool, Any]:
+        entry = attachments.entries(body).get(name)
+        if entry is None:
+            return False, None
+        return True, {"content_type": entry.get("content_type"), "length": entry.get("length"),
+                      "digest": attachments.digest_of(entry)}
+    return get
+
+
 def inspect(db: Database, conflict: Conflict, registry: Registry) -> Inspection:
     branches = conflict.branches
     ancestor_rev = common_ancestor(branches) if len(branches) > 1 else None
@@ -129,5 +141,7 @@ def inspect(db: Database, conflict: Conflict, registry: Registry) -> Inspection:
     if record_class == "mergeable":
         rows += [_row("stamp", n, branches, _nested(registry.metadata_field, n), ancestor)
                  for n in names]
+    files = sorted({n for b in branches for n in attachments.entries(b.body)})
+    rows += [_row("attachment", n, branches, _attachment(n), ancestor) for n in files]
     rows = [r for r in rows if any(r.present) or r.ancestor_present]
     return Inspection(conflict, decide(conflict, registry), ancestor_rev, ancestor, rows)

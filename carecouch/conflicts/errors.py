@@ -10,7 +10,8 @@ class ConflictReviewError(CarecouchError):
 
 
 class RecordNotFound(ConflictReviewError):
-    """The document (or resolution record) does not exist in the caseload."""
+    """The document (or resolution record) does not exist in the caseload, or the caseload
+    itself does not."""
 
 
 class NotConflicted(ConflictReviewError):

@@ -18,7 +18,8 @@ from carecouch.parallel import DEFAULT_WORKERS, map_parallel
 from carecouch.records import Registry
 from carecouch.registry import Registry as CaseloadRegistry
 
-from .branches import Conflict, read_many
+from .branches import Conflict, missing, read_many
+from .errors import RecordNotFound
 from .merge import parse_time
 from .policy import Decision, decide
 
@@ -69,6 +70,8 @@ def conflict_rows(db: Database, caseload: str) -> list[ViewRow]:
     try:
         rows = db.view(ddocs.MAIN_DDOC, VIEW, reduce=False)["rows"]
     except CouchNotFound as exc:
+        if "database" in exc.reason.lower():
+            raise RecordNotFound(missing(db, caseload, "", exc)) from exc
         raise OutdatedDesign(f"caseload {caseload} has no conflicts view ({exc.reason}); "
                              "provision it with `carecouch caseload apply`") from exc
     return [_row(caseload, r) for r in rows]
@@ -113,13 +116,17 @@ def leaves_changed_since(db: Database, since: Any,
 
 def read_caseload(client: CouchClient, caseload: str, registry: Registry, *,
                   for_writing: bool = False) -> list[Conflict]:
-    """The conflicts of one caseload with their live branches; ``for_writing`` stamps each
-    with the sequence the caseload was at before they were read (for the write-time check)."""
+    """The conflicts of one caseload with their live branches; ``for_writing`` reads the
+    attachments' data too (a resolution keeps what it discards) and stamps each conflict with
+    the sequence the caseload was at before they were read (for the write-time check)."""
     db = client.db(caseload_db(caseload))
-    seq = update_seq(db) if for_writing else None
+    try:
+        seq = update_seq(db) if for_writing else None
+    except CouchNotFound as exc:
+        raise RecordNotFound(missing(db, caseload, "", exc)) from exc
     rows = conflict_rows(db, caseload)
     found = [c for c in read_many(db, caseload, [(r.doc_id, sorted(r.leaves)) for r in rows],
-                                  registry) if c.conflicted]
+                                  registry, attachments=for_writing) if c.conflicted]
     for conflict in found:
         conflict.seq = seq
     return found

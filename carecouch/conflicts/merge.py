@@ -148,9 +148,15 @@ def merge_fields(branches: Sequence[Branch], declared: Mapping[str, Any],
 
 
 def identical(branches: Sequence[Branch]) -> bool:
-    """Every branch holds the same content (revision metadata aside)."""
-    first = branches[0].content
-    return all(same(b.content, first) for b in branches[1:])
+    """Every branch holds the same content and the same attachments (revision metadata
+    aside): two copies of an observation with different ECG traces are not duplicates."""
+    first = branches[0]
+    return all(same(b.content, first.content) and b.attachments == first.attachments
+               for b in branches[1:])
+
+
+def same_attachments(branches: Sequence[Branch]) -> bool:
+    return all(b.attachments == branches[0].attachments for b in branches[1:])
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,10 @@
 """Turn a decision into the exact documents a resolution writes.
 
 A plan holds (1) the append-only ``resolution`` record, with the full body of every revision
-it discards, and (2) the revisions for one ``_bulk_docs`` with ``new_edits=false``: the merged
-body on one branch (for a merge) and a tombstone on each other leaf shown. Nothing here reads
-the server or a clock (the time is passed in), so ``--dry-run`` prints what a run writes.
+it discards (attachments included: :mod:`.attachments`), and (2) the revisions for one
+``_bulk_docs`` with ``new_edits=false``: the merged body on one branch (for a merge) and a
+tombstone on each other leaf shown. Nothing here reads the server or a clock (the time is
+passed in), so ``--dry-run`` prints what a run writes.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from typing import Any
 from carecouch.couch import Doc
 from carecouch.records import Registry
 
+from . import attachments
 from .branches import Branch, Conflict
 from .errors import BadChoice, CannotResolve, NotConflicted
 from .identity import Resolver
-from .merge import FieldChoice, latest, merge_fields
-from .policy import COLLAPSE, MERGE, Decision, decide
+from .merge import FieldChoice, latest, merge_fields, same_attachments
+from .policy import COLLAPSE, DIFFERENT_ATTACHMENTS, MERGE, Decision, decide
 from .revs import canonical, child
 
 RESOLUTION_TYPE = "resolution"
@@ -108,12 +110,15 @@ def resolution_record(conflict: Conflict, *, method: str, kept_rev: str,
     facts = {"resolves": conflict.doc_id, "leaves": sorted(conflict.leaf_revs),
              "method": method, "kept_rev": kept_rev, "written_rev": written_rev,
              "tombstoned": sorted(tombstoned), "undoes": undoes}
+    bodies, data = attachments.split(discarded)  # compaction takes attachments too
     record: Doc = {
         "_id": resolution_id(facts), "type": RESOLUTION_TYPE, "subject": subject,
         "author": resolver.user, "device": resolver.device, "at": now,
         "clock_offset_ms": resolver.clock_offset_ms, "resolves": conflict.doc_id,
         "record_class": record_class, "method": method, "kept_rev": kept_rev,
-        "discarded": [dict(d) for d in discarded], "reason": reason}
+        "discarded": bodies, "reason": reason}
+    if data:
+        record[attachments.FIELD] = data
     if written_rev is not None:
         record["written_rev"] = written_rev
     if undoes is not None:
@@ -180,11 +185,13 @@ def plan_merge(conflict: Conflict, registry: Registry, chosen: Mapping[str, str]
         picks[name] = find_rev(conflict, rev)
     if len({(b.get("type"), b.get("subject")) for b in conflict.branches}) > 1:
         raise CannotResolve("the branches disagree on type or subject; keep one with --keep")
+    if not same_attachments(conflict.branches):
+        raise BadChoice(f"{conflict.doc_id}: {DIFFERENT_ATTACHMENTS}")
     if picks or not choices:  # `choices`: the policy's merge, worked out already
         choices = merge_fields(conflict.branches, spec.fields, registry.metadata_field, picks)
     base = conflict.winner
     merged = merged_body(conflict, choices, registry.metadata_field, resolver)
-    written = child(base.body, merged)
+    written = child(base.body, merged, attachments.inline(base.body))  # the same on all
     others = conflict.branches[1:]
     record = resolution_record(
         conflict, method=method, kept_rev=base.rev, written_rev=written["_rev"],

@@ -2,7 +2,8 @@
 
 - append-only: only identical duplicates are expected; they collapse to CouchDB's winner.
   Different content under one id is not something a rule can settle: review.
-- mergeable: merged field by field from the change stamps (:mod:`.merge`).
+- mergeable: merged field by field from the change stamps (:mod:`.merge`), when the branches
+  hold the same attachments; different attachments have no stamp to rank them: review.
 - exclusive: never resolved automatically. The proposal for the supervisor is "first
   completion under a then-valid lease wins"; a human confirms it with ``resolve --keep``.
 """
@@ -15,11 +16,14 @@ from carecouch.records import Registry
 
 from .branches import Conflict
 from .errors import CannotResolve
-from .merge import FieldChoice, completions, identical, merge_fields
+from .merge import FieldChoice, completions, identical, merge_fields, same_attachments
 
 COLLAPSE = "collapse"
 MERGE = "merge"
 REVIEW = "review"
+# Attachments carry no change stamps: which branch's photo is current is a person's call.
+DIFFERENT_ATTACHMENTS = ("the branches hold different attachments; keep one branch with "
+                         "--keep (the others' attachments stay in the resolution record)")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,8 @@ def decide(conflict: Conflict, registry: Registry) -> Decision:
     if spec.record_class == "append-only":
         return Decision(REVIEW, "an append-only record with different content on each branch;"
                         " choose the one to keep")
+    if not same_attachments(conflict.branches):
+        return Decision(REVIEW, DIFFERENT_ATTACHMENTS)
     try:
         choices = merge_fields(conflict.branches, spec.fields, registry.metadata_field)
     except CannotResolve as exc:

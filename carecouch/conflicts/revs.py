@@ -20,6 +20,8 @@ from typing import Any
 
 from carecouch.couch import Doc
 
+from .attachments import signature
+
 META_FIELDS = frozenset({"_rev", "_revisions", "_conflicts", "_deleted_conflicts",
                          "_revs_info", "_local_seq", "_attachments"})
 
@@ -53,18 +55,24 @@ def canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def child(parent: Mapping[str, Any], body: Mapping[str, Any] | None) -> Doc:
+def child(parent: Mapping[str, Any], body: Mapping[str, Any] | None,
+          attachments: Mapping[str, Any] | None = None) -> Doc:
     """A new revision on top of ``parent`` (read with ``revs=true``), ready for a
-    ``new_edits=false`` write; ``body`` None makes a tombstone."""
+    ``new_edits=false`` write; ``body`` None makes a tombstone. ``attachments`` are written
+    inline (:func:`.attachments.inline`); their digests, not their data, go into the id."""
     parent_rev = str(parent["_rev"])
     pos, _ = parse_rev(parent_rev)
     new = {} if body is None else content(body)
     new["_id"] = parent["_id"]
-    digest = hashlib.md5(canonical({"parent": parent_rev, "deleted": body is None,
-                                    "body": new}).encode(), usedforsecurity=False).hexdigest()
+    facts: Doc = {"parent": parent_rev, "deleted": body is None, "body": new}
+    if attachments:
+        facts["attachments"] = signature({"_attachments": attachments})
+    digest = hashlib.md5(canonical(facts).encode(), usedforsecurity=False).hexdigest()
     ids = [parse_rev(r)[1] for r in history(parent)]
     doc: Doc = {**dict(sorted(new.items())), "_rev": f"{pos + 1}-{digest}",
                 "_revisions": {"start": pos + 1, "ids": [digest, *ids]}}
+    if attachments:
+        doc["_attachments"] = dict(attachments)
     if body is None:
         doc["_deleted"] = True
     return doc

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from carecouch.audit import AuditLog
+from carecouch.clock import parse_utc
 from carecouch.couch import CouchClient, Doc
 from carecouch.errors import CarecouchError, CouchForbidden, CouchUnauthorized
 from carecouch.ids import caseload_db
@@ -59,6 +60,14 @@ def _from_record(caseload: str, doc: Doc) -> Entry:
                  discarded_revs=[str(d.get("_rev")) for d in doc.get("discarded", [])
                                  if isinstance(d, dict)],
                  undoes=doc.get("undoes"), sources=["record"])
+
+
+def _at_or_after(at: str | None, since: str) -> bool:
+    # As instants: "...00Z" and "...00.000000Z" are the same time but do not sort as strings.
+    try:
+        return at is not None and parse_utc(at) >= parse_utc(since)
+    except ValueError:
+        return (at or "") >= since
 
 
 def records(client: CouchClient, caseload: str) -> list[Doc]:
@@ -110,6 +119,6 @@ def read_trail(client: CouchClient, caseloads: Sequence[str], *, since: str | No
     for entry in entries.values():
         if entry.undoes and entry.undoes in entries:
             entries[entry.undoes].undone_by.append(entry.resolution)
-    listed = sorted((e for e in entries.values() if since is None or (e.at or "") >= since),
+    listed = sorted((e for e in entries.values() if since is None or _at_or_after(e.at, since)),
                     key=lambda e: (e.at or "", e.resolution))
     return Trail(listed, errors, note)

@@ -22,6 +22,7 @@ from carecouch.errors import CouchForbidden, CouchUnauthorized
 from carecouch.ids import caseload_db
 from carecouch.records import Registry
 
+from . import attachments
 from .apply import AuditSink, refused
 from .branches import Branch, Conflict, make_conflict
 from .errors import CannotResolve, DocumentChanged, RecordNotFound
@@ -64,14 +65,15 @@ def normal_id(resolution: str) -> str:
 def plan_undo(client: CouchClient, caseload: str, resolution: str, registry: Registry, *,
               reason: str, resolver: Resolver, now: str) -> UndoPlan:
     db = client.db(caseload_db(caseload))
-    undone = db.get_or_none(normal_id(resolution))
+    undone = db.get_or_none(normal_id(resolution), attachments=True)  # the discarded data
     if undone is None or undone.get("type") != RESOLUTION_TYPE:
         raise RecordNotFound(f"no resolution {normal_id(resolution)} in caseload {caseload}")
     if undone.get("method") == "undo":
         raise CannotResolve(f"{undone['_id']} is itself an undo; resolve the record again "
                             "instead")
     doc_id = str(undone["resolves"])
-    leaves = [r["ok"] for r in db.leaf_revisions(doc_id, revs=True)
+    # With attachment data: a merged revision this undo discards goes into its record whole.
+    leaves = [r["ok"] for r in db.leaf_revisions(doc_id, revs=True, attachments=True)
               if isinstance(r.get("ok"), dict)]
     conflict = make_conflict(caseload, doc_id, leaves, registry)
     plan = UndoPlan(caseload, undone, conflict, None)
@@ -95,8 +97,15 @@ def _restore_one(plan: UndoPlan, body: Doc, leaves: list[Branch],
     rev = str(body["_rev"])
     on_branch = [leaf for leaf in leaves if rev in leaf.history]
     live = [leaf for leaf in on_branch if not leaf.deleted]
-    if any(leaf.rev == rev or same(leaf.content, content(body)) for leaf in live):
+    if any(leaf.rev == rev or (same(leaf.content, content(body))
+                               and leaf.attachments == attachments.signature(body))
+           for leaf in live):
         plan.notes.append(f"{rev} is live already")
+        return
+    data, lacking = attachments.restore(body, plan.undone.get(attachments.FIELD) or {})
+    if lacking:  # restoring it without them would pass off a partial revision as the original
+        plan.notes.append(f"{rev} not restored: its resolution record does not hold the data "
+                          f"of attachment {', '.join(lacking)}")
         return
     written = plan.undone.get("written_rev")
     if live:
@@ -105,7 +114,7 @@ def _restore_one(plan: UndoPlan, body: Doc, leaves: list[Branch],
             tombstone = child(merged.body, None)
             discarding.append(merged)
             plan.first.append(tombstone)
-            plan.second.append(child(tombstone, body))
+            plan.second.append(child(tombstone, body, data))
             plan.restored.append(rev)
             return
         plan.notes.append(f"{rev} not restored: its branch was edited after the resolution "
@@ -114,7 +123,7 @@ def _restore_one(plan: UndoPlan, body: Doc, leaves: list[Branch],
     if not on_branch:
         plan.notes.append(f"{rev} not restored: the document's history no longer reaches it")
         return
-    plan.first.append(child(on_branch[0].body, body))  # on the newest tombstone of its branch
+    plan.first.append(child(on_branch[0].body, body, data))  # on its branch's newest tombstone
     plan.restored.append(rev)
 
 

@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
+from carecouch.conflicts import apply
 from carecouch.conflicts.apply import CHANGED, apply_plans
 from carecouch.conflicts.branches import read_conflict
 from carecouch.conflicts.identity import resolver_for
 from carecouch.conflicts.plan import plan_keep, plan_merge
 from carecouch.couch import CouchClient, Database
-from carecouch.errors import CouchForbidden
+from carecouch.errors import CouchForbidden, CouchUnreachable
 from carecouch.records import load_registry
 from tests.conflicts.conftest import Cli
 from tests.conflicts.support import (
@@ -156,22 +157,23 @@ def test_a_branch_that_arrives_while_the_plan_is_shown_stops_the_resolution(
     assert resolutions(caseload.db) == []
 
 
+@pytest.mark.parametrize("during", ["record", "revisions"])
 def test_a_branch_that_arrives_during_the_write_is_left_live(
         caseload: Caseload, person: Factory, admin: CouchClient,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, during: str) -> None:
+    """B's device syncs while the resolution record, or the revisions, are being written."""
     a, b = person("nurse", device="tablet-a"), person("nurse", device="tablet-b")
     made = mergeable(caseload, a, b)
     registry = load_registry()
     conflict = read_conflict(caseload.db, caseload.id, made.doc_id, registry)
     plan = plan_merge(conflict, registry, {}, reason="x", resolver=resolver_for("admin"),
                       now=now())
-    # B's device edits its branch again just before the resolution's revisions are written.
     on_b = read(caseload.db, made.doc_id, made.revs[1])
     original = Database.bulk_docs
     pushed: list[str] = []
 
     def bulk_docs(self: Database, docs: list[Any], *, new_edits: bool = True) -> Any:
-        if self.client is admin and not new_edits and not pushed:
+        if self.client is admin and new_edits == (during == "record") and not pushed:
             pushed.append("")  # the device's own push goes through this method too
             pushed[0] = push(b.db(caseload), edit(on_b, b, note="B again"), on_b)
         return original(self, docs, new_edits=new_edits)
@@ -272,3 +274,30 @@ def test_plans_do_not_depend_on_what_was_read_first(caseload: Caseload,
     again = plan_keep(conflict, made.revs[0], reason="x", resolver=resolver_for("admin"),
                       now="2026-01-01T00:00:00.000Z")
     assert kept.record == again.record and kept.writes == again.writes
+
+
+def test_a_run_cut_off_after_its_record_finishes_when_run_again(
+        caseload: Caseload, person: Factory, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = person("nurse", device="tablet-a"), person("nurse", device="tablet-b")
+    made = mergeable(caseload, a, b)
+    before = live(caseload.db, made.doc_id)
+
+    def connection_lost(*args: Any, **kwargs: Any) -> None:
+        raise CouchUnreachable("connection reset by peer")
+
+    # The resolution record is written, then the link drops before the revisions are.
+    monkeypatch.setattr(apply, "_write_revisions", connection_lost)
+    args = ["conflicts", "resolve", made.doc_id, "--caseload", caseload.id, "--merge",
+            f"goals={made.revs[0]}", "--reason", "keep the 12-week goal", "--yes", "--json"]
+    cut = cli(*args)
+    assert cut.exit_code == 1 and "connection reset" in cut.stderr
+    [record] = resolutions(caseload.db)
+    assert {d["_rev"]: body(d) for d in record["discarded"]} == {
+        rev: body(doc) for rev, doc in before.items()}  # nothing written yet is lost
+    assert set(live(caseload.db, made.doc_id)) == set(made.revs)
+
+    monkeypatch.undo()
+    again = resolve(cli, caseload, made.doc_id, *args[5:-2])
+    assert again["status"] == "resolved" and again["resolution"] == record["_id"]
+    assert [r["_id"] for r in resolutions(caseload.db)] == [record["_id"]]  # not a second
+    assert set(live(caseload.db, made.doc_id)) == {again["written_rev"]}
