@@ -36,9 +36,12 @@ SETTINGS: dict[str, str] = {
                               ".local/device/store.sqlite)",
     "CARECOUCH_DEVICE_PASSPHRASE": "carecouch-device: passphrase of the store (secret; "
                                    "prompted for when unset)",
-    "CARECOUCH_DEVICE_USER": "carecouch-device: CouchDB user to replicate as, until the "
-                             "bridge issues credentials",
+    "CARECOUCH_DEVICE_USER": "carecouch-device: CouchDB user to replicate as, for a store "
+                             "not enrolled with the bridge (development)",
     "CARECOUCH_DEVICE_PASSWORD": "carecouch-device: that user's password (secret)",
+    "CARECOUCH_DEVICE_BRIDGE": "carecouch-device enrol: the bridge's URL",
+    "CARECOUCH_DEVICE_IDP_TOKEN": "carecouch-device: the clinician's identity-provider token "
+                                  "for the bridge (secret; kept encrypted for renewals)",
     "CARECOUCH_COUCH_DIR": "couch/ directory the caseload design documents are assembled "
                            "from (default: the project's couch/)",
     # carecouch-bridge (docs/bridge.md). Secrets may also be given as NAME_FILE.

@@ -75,6 +75,47 @@ class Registry:
         return sorted(name for name, spec in self.types.items() if spec.writable_with(roles))
 
 
+_ABSENT = object()
+
+
+def stamp_changes(registry: Registry, doc: Mapping[str, Any], base: Mapping[str, Any] | None,
+                  by: str, at: str) -> dict[str, Any] | None:
+    """The ``changed`` stamps a new revision of a mergeable record must carry (mergeable.js):
+    the base revision's stamps kept as they were, and ``{by, at}`` on every field whose value
+    differs from the base (added, changed or removed; on a new record, every field). ``None``
+    for a record that is not mergeable.
+
+    Computed, never taken from the caller: the server refuses a stamp on an unchanged field
+    and a change without one, so only a diff against the edited revision gets both right.
+    """
+    spec = registry.types.get(str(doc.get("type")))
+    if spec is None or spec.record_class != "mergeable":
+        return None
+    meta = registry.metadata_field
+    stamps = dict(base.get(meta) or {}) if base is not None else {}
+    names = {name for source in (doc, base or {}) for name in source
+             if not name.startswith("_") and name != meta and name not in registry.envelope}
+    for name in sorted(names):
+        old = base.get(name, _ABSENT) if base is not None else _ABSENT
+        if not same_json(doc.get(name, _ABSENT), old):
+            stamps[name] = {"by": by, "at": at}
+    return stamps
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equality as the rules' ``deepEqual`` sees JSON values: ``1 == 1.0`` but ``1 != true``
+    (Python's ``==`` says ``True == 1``)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, (dict, list)) or isinstance(b, (dict, list)):
+        return False
+    return bool(a == b)
+
+
 def default_registry_path() -> Path:
     from .ddocs import default_couch_dir  # the couch dir setting lives there
 

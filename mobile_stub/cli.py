@@ -1,8 +1,9 @@
 """``carecouch-device``: the reference field device on the command line.
 
-A thin layer over the library (:mod:`mobile_stub.device`, :mod:`mobile_stub.replication`,
-:mod:`mobile_stub.store`): errors become one line on stderr; exit 0 success, 1 the operation
-failed, 2 bad usage. Enrolment, login, leases and the policy snapshot arrive with the bridge.
+A thin layer over the library (:mod:`mobile_stub.device`, :mod:`mobile_stub.session`,
+:mod:`mobile_stub.replication`, :mod:`mobile_stub.store`): errors become one line on stderr;
+exit 0 success, 1 the operation failed, 2 bad usage. Whatever the command, when the bridge
+answered that this device was revoked, the store is wiped before the command ends.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from carecouch import __version__
 from carecouch.config import load_env_file
 from carecouch.errors import CarecouchError
 
-from .commands import cmd_records, cmd_store, cmd_sync
+from .commands import cmd_bridge, cmd_lease, cmd_record, cmd_records, cmd_store, cmd_sync
 from .commands.context import DEFAULT_STORE, DeviceContext
 
 
@@ -28,14 +29,42 @@ class _Failed(click.ClickException):
         click.echo(f"carecouch-device: error: {self.format_message()}", err=True, file=file)
 
 
+class _Usage(click.UsageError):
+    """Bad usage in one line too (exit 2), pointing at the command's help."""
+
+    def show(self, file: Any = None) -> None:
+        where = f" (see `{self.ctx.command_path} --help`)" if self.ctx else ""
+        click.echo(f"carecouch-device: error: {self.format_message()}{where}", err=True,
+                   file=file)
+
+
 class _DeviceGroup(click.Group):
-    """Library errors as one line, not a traceback."""
+    """Library errors as one line, not a traceback; a revoked device wiped."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _Usage(exc.format_message(), exc.ctx) from exc
         except CarecouchError as exc:
+            _wipe_if_revoked(ctx)
             raise _Failed(str(exc)) from exc
+        except click.exceptions.Exit:
+            _wipe_if_revoked(ctx)
+            raise
+        _wipe_if_revoked(ctx)
+        return result
+
+
+def _wipe_if_revoked(ctx: click.Context) -> None:
+    """A lost or stolen device must not keep patient data or keys once the bridge has said
+    so: wipe now, after the operation that heard it has stopped using the store."""
+    device = ctx.obj
+    if isinstance(device, DeviceContext) and device.revoked is not None:
+        reason = device.revoked
+        device.wipe()
+        raise _Failed(f"{reason} — so this device has wiped its store (keys, credentials "
+                      "and every record on it)")
 
 
 @click.group(cls=_DeviceGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,9 +77,11 @@ class _DeviceGroup(click.Group):
 def main(ctx: click.Context, store_path: Path | None, as_json: bool) -> None:
     """carecouch-device: the reference field device (offline store, replication).
 
-    Syncs as CARECOUCH_DEVICE_USER / CARECOUCH_DEVICE_PASSWORD; the store's passphrase comes
-    from CARECOUCH_DEVICE_PASSPHRASE or a prompt. Variables may also come from ./.env (or the
-    file named by CARECOUCH_ENV_FILE).
+    Start with `init`, then `enrol --bridge URL` and `login` (identity token from --token or
+    CARECOUCH_DEVICE_IDP_TOKEN). A store that is not enrolled syncs as CARECOUCH_DEVICE_USER /
+    CARECOUCH_DEVICE_PASSWORD (development). The store's passphrase comes from
+    CARECOUCH_DEVICE_PASSPHRASE or a prompt. Variables may also come from ./.env (or the file
+    named by CARECOUCH_ENV_FILE).
     """
     load_env_file()  # before anything reads the environment
     if store_path is None:
@@ -61,6 +92,7 @@ def main(ctx: click.Context, store_path: Path | None, as_json: bool) -> None:
 
 
 for command in (cmd_store.init, cmd_store.wipe, cmd_store.offline, cmd_store.online,
+                cmd_bridge.enrol, cmd_bridge.login, cmd_lease.lease,
                 cmd_sync.sync, cmd_sync.retry, cmd_sync.discard,
-                cmd_records.status, cmd_records.show, cmd_records.put):
+                cmd_records.status, cmd_records.show, cmd_records.put, cmd_record.record):
     main.add_command(command)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
 _SECOND_MS = 1000
@@ -35,7 +36,16 @@ class ClockEstimator:
             server_ms = parsedate_to_datetime(date_header).timestamp() * 1000
         except (TypeError, ValueError):
             return  # a malformed header tells us nothing; never fail a sync over it
-        low, high = server_ms - received_ms, server_ms + _SECOND_MS - received_ms
+        self._narrow(server_ms - received_ms, server_ms + _SECOND_MS - received_ms)
+
+    def observe_exchange(self, server_time: datetime, sent: float, received: float) -> None:
+        """A precise server time (the bridge's ``server_time``) from the answer to a request
+        sent at ``sent`` and answered at ``received`` (device Unix seconds): the server read
+        its clock in between, so the offset lies in ``[server - received, server - sent]``."""
+        server_ms = server_time.timestamp() * 1000
+        self._narrow(server_ms - received * 1000, server_ms - sent * 1000)
+
+    def _narrow(self, low: float, high: float) -> None:
         with self._lock:
             if self._low is None or self._high is None or low > self._high or high < self._low:
                 # First sample, or the clock moved (device clock changed): start over.
@@ -49,3 +59,10 @@ class ClockEstimator:
             if self._low is None or self._high is None:
                 return self._saved
             return round((self._low + self._high) / 2)
+
+
+def server_now(offset_ms: int | None, now: Callable[[], float] = time.time) -> datetime:
+    """The device's best estimate of the server's clock now: what lease and snapshot times
+    (written by the bridge's clock) are compared with, so a device clock set wrong neither
+    ends an offline window early nor stretches it."""
+    return datetime.fromtimestamp(now(), UTC) + timedelta(milliseconds=offset_ms or 0)

@@ -1,8 +1,10 @@
 """Where the replicator gets its CouchDB user from.
 
-Today a fixed user (``CARECOUCH_DEVICE_USER`` / ``CARECOUCH_DEVICE_PASSWORD`` in the CLI, or a
-test's provider). With the bridge, a provider will log in through it and ``renew`` will ask it
-for a fresh short-lived user; the replicator does not change.
+An enrolled device uses its bridge session (:class:`mobile_stub.session.BridgeSession`):
+``current`` is the short-lived user the bridge issued, ``renew`` asks the bridge for a fresh
+one after a 401. A store that is not enrolled (development against a plain CouchDB) uses
+:class:`StaticCredentials` (``CARECOUCH_DEVICE_USER`` / ``CARECOUCH_DEVICE_PASSWORD`` in the
+CLI), and tests may pass their own provider; the replicator does not change.
 """
 
 from __future__ import annotations

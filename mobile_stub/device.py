@@ -1,20 +1,25 @@
 """The device as an application sees it: records, edits, sync, rejected writes.
 
 Ties the store, the replicator, the credentials provider and the policy hook together, and
-stamps every local edit with the clock discipline (design.md, "Records"): ``at`` (device time)
-and ``clock_offset_ms`` (server minus device, estimated from server answers).
+stamps every local edit as the record rules require (design.md, "Records"; docs/record-rules.md):
+``at`` (device time), ``clock_offset_ms`` (server minus device, estimated from server answers),
+``device``, ``author`` (the clinician of the CouchDB session, as the rules read it), and on a
+mergeable record the per-field ``changed`` stamps, computed from the revision edited.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from typing import Any
 
-from carecouch.clock import utc_now
+from carecouch.clock import format_utc, parse_utc, utc_now
+from carecouch.ids import split_session_name
+from carecouch.records import Registry, load_registry, stamp_changes
 
 from .credentials import CredentialsProvider
-from .errors import DeviceOffline
+from .errors import BadRecord, DeviceOffline, DocumentNotFound
 from .policy import AllowAll, DevicePolicy
 from .replication import recovery
 from .replication.remote import RemoteDatabase
@@ -23,13 +28,14 @@ from .replication.status import SyncReport
 from .store.device import DeviceStore
 from .store.documents import Doc
 from .store.rejections import Rejection, Rejections
+from .store.replica import ReplicaIO
 
 
 class Device:
     def __init__(self, store: DeviceStore, credentials: CredentialsProvider, *,
                  policy: DevicePolicy | None = None, author: str | None = None,
                  options: ReplicatorOptions | None = None,
-                 now: Callable[[], str] = utc_now) -> None:
+                 now: Callable[[], str] = utc_now, registry: Registry | None = None) -> None:
         self.store = store
         self.credentials = credentials
         self.policy = policy or AllowAll()
@@ -37,6 +43,7 @@ class Device:
         self.replicator = Replicator(store, credentials, policy=self.policy,
                                      options=options or ReplicatorOptions())
         self._now = now
+        self._registry = registry
 
     # -- records ----------------------------------------------------------------------------
 
@@ -49,20 +56,89 @@ class Device:
 
     def edit(self, database: str, doc: Mapping[str, Any]) -> str:
         """Save a new revision of ``doc`` locally (``_rev`` = the revision edited)."""
-        stamped = self.stamp(dict(doc))
+        stamped = self.stamp(database, dict(doc))
         self.policy.check_edit(database, stamped)
         return self.store.database(database).put(stamped)
+
+    def update(self, database: str, doc_id: str, changes: Mapping[str, Any],
+               remove: Iterable[str] = ()) -> str:
+        """Change some fields of the current revision (e.g. a care plan's goals)."""
+        doc = self._current(database, doc_id)
+        doc.update(changes)
+        for name in remove:
+            doc.pop(name, None)
+        return self.edit(database, doc)
+
+    def complete(self, database: str, doc_id: str, status: str,
+                 fields: Mapping[str, Any] | None = None) -> str:
+        """Complete an exclusive record as its lease holder: a terminal ``status``,
+        ``completed_by`` the clinician and ``completed_at`` now, on the server clock as the
+        device estimates it (the lease's times are the bridge's). The policy checks the
+        lease before the edit is saved.
+
+        The estimate can be off by a fraction of a second; a completion is never dated before
+        the lease it needs was granted, because the device acts only after receiving it."""
+        doc = self._current(database, doc_id)
+        spec = self.registry.types.get(str(doc.get("type")))
+        if spec is None or spec.record_class != "exclusive":
+            raise BadRecord(f"{doc_id} is not an exclusive record; only those are completed")
+        if status not in spec.terminal:
+            raise BadRecord(f"{status!r} does not complete a {spec.name} (use one of: "
+                            f"{', '.join(spec.terminal)})")
+        server_time = parse_utc(self._now()) + timedelta(
+            milliseconds=self.replicator.clock.offset_ms() or 0)
+        lease = doc.get("lease")
+        if isinstance(lease, dict) and isinstance(lease.get("granted_at"), str):
+            server_time = max(server_time, parse_utc(lease["granted_at"]))
+        doc.update(fields or {})
+        doc.update(status=status, completed_by=self.writer(),
+                   completed_at=format_utc(server_time))
+        return self.edit(database, doc)
 
     def delete(self, database: str, doc_id: str, rev: str) -> str:
         return self.edit(database, {"_id": doc_id, "_rev": rev, "_deleted": True})
 
-    def stamp(self, doc: Doc) -> Doc:
+    def stamp(self, database: str, doc: Doc) -> Doc:
         doc["at"] = self._now()
         doc["clock_offset_ms"] = self.replicator.clock.offset_ms()
         doc["device"] = self.store.device_id
-        # The user who wrote this revision; the server's validation checks it.
-        doc["author"] = self.author or self.credentials.current().username
+        doc["author"] = self.writer()
+        stamps = stamp_changes(self.registry, doc, self._base(database, doc), doc["author"],
+                               doc["at"])
+        if stamps is not None:
+            doc[self.registry.metadata_field] = stamps
         return doc
+
+    def writer(self) -> str:
+        """The clinician writing: for a bridge session ``alice~tablet-7``, ``alice`` (the
+        record rules read the author from the session name the same way)."""
+        if self.author:
+            return self.author
+        username = self.credentials.current().username
+        session = split_session_name(username)
+        return session[0] if session else username
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = load_registry()
+        return self._registry
+
+    def _current(self, database: str, doc_id: str) -> Doc:
+        doc = self.store.database(database).get(doc_id)
+        if doc.get("_deleted"):
+            raise DocumentNotFound(f"{doc_id} was deleted in {database}")
+        return doc
+
+    def _base(self, database: str, doc: Doc) -> Doc | None:
+        """The revision ``doc`` edits, if the device holds it."""
+        rev = doc.get("_rev")
+        if not isinstance(rev, str):
+            return None
+        try:
+            return self.store.database(database).get(str(doc["_id"]), rev)
+        except DocumentNotFound:
+            return None  # saving will say why (not a current revision)
 
     # -- sync -------------------------------------------------------------------------------
 
@@ -82,13 +158,21 @@ class Device:
         local = self.store.database(database)
         rejection = Rejections(local).get(doc_id, rev)
         with self._remote(database) as remote:
-            return recovery.retry_with_reread(remote, local, rejection, self.stamp)
+            return recovery.retry_with_reread(remote, local, rejection,
+                                              lambda doc: self.stamp(database, doc))
 
     def discard_rejected(self, database: str, doc_id: str, rev: str | None = None) -> None:
         local = self.store.database(database)
         rejection = Rejections(local).get(doc_id, rev)
         with self._remote(database) as remote:
             recovery.discard(remote, local, rejection)
+
+    def refresh(self, database: str, doc_id: str) -> None:
+        """Read the server's current revisions of one record into the store now (e.g. the
+        revision carrying a lease just granted), without waiting for the next sync."""
+        local = self.store.database(database)
+        with self._remote(database) as remote:
+            ReplicaIO(local).store(recovery.reread(remote, local, doc_id))
 
     def _remote(self, database: str) -> _RemoteContext:
         if self.store.offline:

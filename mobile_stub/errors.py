@@ -29,6 +29,15 @@ class StoreWiped(DeviceError):
     """The store's key was destroyed; its data cannot be read any more."""
 
 
+class BadRecord(DeviceError, ValueError):
+    """An edit that cannot be right whatever the policy (unknown type, a status the record's
+    type does not have)."""
+
+
+class SecretDamaged(DeviceError):
+    """A sealed secret in the store does not open: damaged or tampered with."""
+
+
 class UnknownDatabase(DeviceError):
     """The store holds no local copy of that database."""
 
@@ -48,7 +57,7 @@ class DeviceOffline(DeviceError, ConnectionError):
 
 
 class PolicyRefused(DeviceError, PermissionError):
-    """The device's policy (later: the bridge's signed snapshot) does not allow this."""
+    """The device's policy (the bridge's signed snapshot, a lease token) does not allow this."""
 
 
 class FilterUnsupported(DeviceError):
@@ -61,3 +70,40 @@ class RejectionNotFound(DeviceError, KeyError):
 
 class RecoveryUnavailable(DeviceError):
     """The server's reason for a rejection names no automatic recovery."""
+
+
+# -- the bridge ---------------------------------------------------------------------------
+
+
+class NotEnrolled(DeviceError):
+    """The store has no device key registered with a bridge (run ``carecouch-device enrol``)."""
+
+
+class AlreadyEnrolled(DeviceError):
+    """``enrol`` on a store that is already enrolled with a bridge."""
+
+
+class NotLoggedIn(DeviceError):
+    """Enrolled, but no credentials from the bridge yet (run ``carecouch-device login``)."""
+
+
+class TokenRefused(PolicyRefused):
+    """A snapshot or lease token that does not verify against the pinned bridge key, or says
+    something other than what it must (tampered, another bridge's, another device's)."""
+
+
+class BridgeError(DeviceError):
+    """The bridge refused a request; ``code`` is its stable error code (docs/bridge.md)."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class BridgeUnreachable(BridgeError, ConnectionError):
+    """No answer from the bridge (network, DNS, refused connection, timeout)."""
+
+
+class DeviceRevoked(BridgeError):
+    """The bridge says this device was revoked: it must wipe itself."""

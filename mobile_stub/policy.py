@@ -1,15 +1,27 @@
 """The device's policy hook: asked before every sync and every local edit.
 
-Today everything is allowed. With the bridge, the device will hold the bridge's signed policy
-snapshot and enforce it offline here (which caseloads may sync, which record types this user
-may write, lease tokens for exclusive records); the replicator and the edit path already call
-these two methods, so the snapshot slots in without touching them.
+:class:`AllowAll` is for a store that is not enrolled with a bridge (development against a
+plain CouchDB). An enrolled device enforces the bridge's signed policy snapshot with
+:class:`SnapshotPolicy`, offline: which databases may sync, which record types this clinician
+may write, no new work once the offline window has passed, and, for exclusive records, a
+verified lease token covering the edit. The server enforces the same rules again when the
+work syncs; checking on the device means a clinician learns at once, not hours later.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from carecouch.clock import format_utc
+from carecouch.records import Registry
+
+from .errors import PolicyRefused, TokenRefused
+
+if TYPE_CHECKING:
+    from .leases import LeaseBook
+    from .snapshot import Snapshot
 
 
 class DevicePolicy(Protocol):
@@ -23,10 +35,58 @@ class DevicePolicy(Protocol):
 
 
 class AllowAll:
-    """No policy yet (before enrolment through the bridge)."""
+    """No policy: a store not enrolled with a bridge."""
 
     def check_sync(self, database: str) -> None:
         return None
 
     def check_edit(self, database: str, doc: Mapping[str, Any]) -> None:
         return None
+
+
+class SnapshotPolicy:
+    """The bridge's signed snapshot, enforced offline.
+
+    ``snapshot`` returns the stored snapshot verified afresh (a tampered one raises
+    :class:`~mobile_stub.errors.TokenRefused`, itself a refusal); ``now`` is the device's
+    estimate of the server clock, which wrote the snapshot's and the leases' times.
+    """
+
+    def __init__(self, snapshot: Callable[[], Snapshot], leases: LeaseBook, *,
+                 now: Callable[[], datetime], registry: Registry) -> None:
+        self._snapshot = snapshot
+        self._leases = leases
+        self._now = now
+        self.registry = registry
+
+    def check_sync(self, database: str) -> None:
+        # No offline-window check: a sync is how the device revalidates (its credentials
+        # provider asks the bridge for a new snapshot first).
+        try:
+            snapshot = self._snapshot()
+        except TokenRefused as exc:
+            raise TokenRefused(f"{exc}; log in again (`carecouch-device login`)") from exc
+        self._granted(snapshot, database)
+
+    def check_edit(self, database: str, doc: Mapping[str, Any]) -> None:
+        snapshot = self._snapshot()
+        now = self._now()
+        if now >= snapshot.offline_until:
+            raise PolicyRefused(
+                f"the offline window ended at {format_utc(snapshot.offline_until)}: connect "
+                "and run `carecouch-device login` (or sync) before recording new work")
+        self._granted(snapshot, database)
+        record_type = str(doc.get("type") or str(doc.get("_id", "")).partition(":")[0])
+        if record_type not in snapshot.record_types:
+            raise PolicyRefused(
+                f"your access policy does not let you write {record_type!r} records (you may "
+                f"write: {', '.join(sorted(snapshot.record_types)) or 'none'})")
+        spec = self.registry.types.get(record_type)
+        if spec is not None and spec.record_class == "exclusive":
+            self._leases.check_edit(database, doc, spec, user=snapshot.user, now=now)
+
+    @staticmethod
+    def _granted(snapshot: Snapshot, database: str) -> None:
+        if database not in snapshot.databases:
+            raise PolicyRefused(f"the access policy does not grant {database} to this "
+                                "session (log in again if that has changed)")

@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from carecouch.records import RegistryError, load_registry, parse_registry
+from carecouch.records import (
+    RegistryError,
+    load_registry,
+    parse_registry,
+    same_json,
+    stamp_changes,
+)
 
 
 @pytest.fixture
@@ -63,3 +69,26 @@ def test_unreadable_registry_names_the_file(tmp_path: Any) -> None:
     path.write_text(json.dumps({"types": {}}))
     with pytest.raises(RegistryError, match="record_types.json: envelope must be an object"):
         load_registry(path)
+
+
+def test_change_stamps_follow_the_mergeable_rule() -> None:
+    registry = load_registry()
+    base = {"_id": "care_plan:1", "_rev": "1-a", "type": "care_plan", "subject": "p-1",
+            "author": "ann", "at": "2026-01-01T00:00:00Z", "title": "A", "goals": ["walk"],
+            "review_date": "2026-02-01", "note": "n",
+            "changed": {f: {"by": "ann", "at": "2026-01-01T00:00:00Z"}
+                        for f in ("title", "goals", "review_date", "note")}}
+    edit = {**base, "author": "bob", "at": "2026-01-02T00:00:00Z", "title": "B",
+            "goals": ["walk"], "status": "active"}
+    del edit["note"]
+    stamps = stamp_changes(registry, edit, base, "bob", "T")
+    assert stamps is not None
+    assert {f for f, s in stamps.items() if s["by"] == "bob"} == {"title", "status", "note"}
+    assert stamps["goals"] == base["changed"]["goals"]  # unchanged: the old stamp, untouched
+
+    new = stamp_changes(registry, {"type": "task", "title": "x", "done": False}, None, "cy", "T")
+    assert new == {"title": {"by": "cy", "at": "T"}, "done": {"by": "cy", "at": "T"}}
+    assert stamp_changes(registry, {"type": "observation", "pulse": 1}, None, "cy", "T") is None
+    # JSON equality as the validation function sees it, not Python's (True == 1).
+    assert same_json(1, 1.0) and same_json({"a": [1]}, {"a": [1.0]})
+    assert not same_json(1, True) and not same_json(0, False) and not same_json([1], [1, 2])

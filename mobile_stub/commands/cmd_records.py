@@ -1,4 +1,5 @@
-"""Looking and editing: ``status``, ``show`` and ``put``."""
+"""Looking and saving whole documents: ``status``, ``show`` and ``put`` (``record`` edits
+field by field)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,21 @@ import click
 
 from ..replication import last_sync
 from ..store import Rejections
-from .context import DeviceContext, pass_device
+from .context import DeviceContext, db_option, pass_device
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @pass_device
 def status(ctx: DeviceContext, as_json: bool) -> None:
-    """Pending changes, last sync, refused writes and conflicts of every database."""
+    """Pending changes, last sync, refused writes and conflicts of every database; for an
+    enrolled device, the credential and snapshot expiry, the offline-window deadline and the
+    leases held."""
     ctx.as_json = ctx.as_json or as_json
     store = ctx.store()
     data: dict[str, Any] = {"device_id": store.device_id, "offline": store.offline,
-                            "clock_offset_ms": store.clock_offset_ms, "databases": []}
+                            "clock_offset_ms": store.clock_offset_ms, "databases": [],
+                            "bridge": ctx.session().describe() if ctx.enrolled() else None}
     for name in store.database_names():
         local = store.database(name)
         data["databases"].append({
@@ -35,6 +39,8 @@ def status(ctx: DeviceContext, as_json: bool) -> None:
 def _status_text(data: dict[str, Any]) -> str:
     lines = [f"device {data['device_id']}: {'OFFLINE' if data['offline'] else 'online'}, "
              f"server clock offset {data['clock_offset_ms']} ms"]
+    if data["bridge"]:
+        lines += _bridge_text(data["bridge"])
     for db in data["databases"]:
         last = db["last_sync"]
         when = f"{last['state']} at {last['ended_at']}" if last else "never"
@@ -50,9 +56,28 @@ def _status_text(data: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _bridge_text(bridge: dict[str, Any]) -> list[str]:
+    head = f"bridge {bridge['bridge']}: "
+    if not bridge["logged_in"]:
+        return [head + "enrolled, not logged in (run `carecouch-device login`)"]
+    lines = [head + f"logged in as {bridge['username']}, credentials expire "
+             f"{bridge['credential_expires_at']}"
+             + (" (EXPIRED)" if bridge.get("credential_expired") else "")]
+    if "snapshot_error" in bridge:
+        return [*lines, f"  policy snapshot REFUSED: {bridge['snapshot_error']}; log in again"]
+    snapshot = bridge["snapshot"]
+    lines.append(f"  policy {snapshot['policy_version']} issued {snapshot['issued_at']}; "
+                 f"offline work allowed until {bridge['offline_until']}"
+                 + (" (PASSED: log in again)" if bridge["offline_window_passed"] else ""))
+    lines.append(f"  may write: {', '.join(snapshot['record_types']) or 'nothing'}")
+    lines += [f"  lease: {held['record']} until {held['expires_at']}" if "error" not in held
+              else f"  lease: {held['record']}: {held['error']}" for held in bridge["leases"]]
+    return lines
+
+
 @click.command()
 @click.argument("doc_id")
-@click.option("--db", "database", metavar="NAME", help="Database of the document.")
+@db_option
 @click.option("--rev", metavar="REV", help="A leaf revision (default: the winner).")
 @pass_device
 def show(ctx: DeviceContext, doc_id: str, database: str | None, rev: str | None) -> None:
@@ -63,7 +88,7 @@ def show(ctx: DeviceContext, doc_id: str, database: str | None, rev: str | None)
 
 @click.command()
 @click.argument("source", type=click.File("r"), default="-")
-@click.option("--db", "database", metavar="NAME", help="Database to write into.")
+@db_option
 @pass_device
 def put(ctx: DeviceContext, source: Any, database: str | None) -> None:
     """Save a record from JSON (file or stdin) as a local edit; no _id: a new record of its

@@ -6,18 +6,17 @@ import json
 
 import click
 
-from carecouch.couch import split_credentials
-
 from ..replication import ReplicationFilter
 from ..store import DeviceStore
 from ..store.schema import sidecar_files
-from .context import DeviceContext, pass_device, passphrase
+from .context import DeviceContext, checked_url, pass_device, passphrase
 
 
 @click.command()
-@click.option("--server", "server_url", required=True, metavar="URL",
-              help="CouchDB server the databases replicate with (no credentials in it).")
-@click.option("--db", "databases", required=True, multiple=True, metavar="NAME",
+@click.option("--server", "server_url", metavar="URL",
+              help="CouchDB server the databases replicate with (no credentials in it). "
+                   "Not for a device that will enrol: the bridge names them.")
+@click.option("--db", "databases", multiple=True, metavar="NAME",
               help="Database to hold a copy of (repeatable), e.g. caseload_north-1.")
 @click.option("--filter", "design_filter", metavar="DDOC/NAME",
               help="Pull through this design-document filter.")
@@ -26,34 +25,32 @@ from .context import DeviceContext, pass_device, passphrase
 @click.option("--selector", metavar="JSON", help="Pull only documents matching this Mango "
               "selector (filter=_selector).")
 @pass_device
-def init(ctx: DeviceContext, server_url: str, databases: tuple[str, ...],
+def init(ctx: DeviceContext, server_url: str | None, databases: tuple[str, ...],
          design_filter: str | None, params: tuple[str, ...], selector: str | None) -> None:
-    """Create the encrypted store (asks for a passphrase, or CARECOUCH_DEVICE_PASSPHRASE)."""
-    base = _checked_url(server_url)
+    """Create the encrypted store (asks for a passphrase, or CARECOUCH_DEVICE_PASSPHRASE).
+
+    Then either `enrol` with the bridge (which names the databases), or, for development
+    against a plain CouchDB, give --server and --db here."""
+    if bool(server_url) != bool(databases):
+        raise click.UsageError("give --server and --db together (or neither, and enrol "
+                               "with the bridge)")
+    base = checked_url(server_url, "--server", "CARECOUCH_DEVICE_USER / "
+                       "CARECOUCH_DEVICE_PASSWORD") if server_url else ""
     replication_filter = _filter(design_filter, params, selector)
+    if replication_filter and not databases:
+        raise click.UsageError("--filter and --selector need --db")
     store = DeviceStore.create(ctx.store_path, passphrase(confirm=True))
     try:
         for name in databases:
             store.add_database(name, base, replication_filter.canonical()
                                if replication_filter else None)
         ctx.emit({"store": str(ctx.store_path), "device_id": store.device_id,
-                  "server": base, "databases": list(databases)},
-                 lambda d: f"created {d['store']} (device {d['device_id']}) holding "
-                           f"{', '.join(d['databases'])} from {d['server']}")
+                  "server": base or None, "databases": list(databases)},
+                 lambda d: f"created {d['store']} (device {d['device_id']})" + (
+                     f" holding {', '.join(d['databases'])} from {d['server']}"
+                     if d["databases"] else "; next: carecouch-device enrol --bridge URL"))
     finally:
         store.close()
-
-
-def _checked_url(url: str) -> str:
-    try:
-        base, user, password = split_credentials(url)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--server") from exc
-    if user or password:
-        raise click.BadParameter("give the URL without credentials; they come from "
-                                 "CARECOUCH_DEVICE_USER / CARECOUCH_DEVICE_PASSWORD",
-                                 param_hint="--server")
-    return base
 
 
 def _filter(name: str | None, params: tuple[str, ...], selector: str | None
@@ -82,7 +79,7 @@ def _filter(name: str | None, params: tuple[str, ...], selector: str | None
 def wipe(ctx: DeviceContext, yes: bool, dry_run: bool) -> None:
     """Destroy the store's key and then every file of the store. Irreversible."""
     files = [p for p in [ctx.store_path, *sidecar_files(ctx.store_path)] if p.exists()]
-    store = ctx.store(unlock=False)
+    ctx.store(unlock=False)  # no store (or a wiped one) is an error, even for a dry run
     if dry_run:
         ctx.emit({"would_destroy": [str(p) for p in files]},
                  lambda d: "would destroy: " + ", ".join(d["would_destroy"]))
@@ -90,8 +87,7 @@ def wipe(ctx: DeviceContext, yes: bool, dry_run: bool) -> None:
     if not yes:
         click.confirm(f"Destroy the device store at {ctx.store_path} and every unsynced "
                       "record in it?", abort=True, err=True)
-    store.wipe()
-    ctx._store = None
+    ctx.wipe()
     ctx.emit({"wiped": str(ctx.store_path)}, lambda d: f"wiped {d['wiped']}")
 
 

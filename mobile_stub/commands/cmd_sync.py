@@ -8,7 +8,7 @@ from collections.abc import Callable
 import click
 
 from ..replication import SyncReport
-from .context import DeviceContext, pass_device
+from .context import DeviceContext, db_option, pass_device
 
 
 def _line(report: SyncReport) -> str:
@@ -54,7 +54,7 @@ def sync(ctx: DeviceContext, database: str | None, continuous: bool, interval: f
 
 @click.command()
 @click.argument("doc_id")
-@click.option("--db", "database", metavar="NAME", help="Database of the document.")
+@db_option
 @click.option("--rev", metavar="REV", help="Which refused revision (default: the latest).")
 @pass_device
 def retry(ctx: DeviceContext, doc_id: str, database: str | None, rev: str | None) -> None:
@@ -71,7 +71,7 @@ def retry(ctx: DeviceContext, doc_id: str, database: str | None, rev: str | None
 
 @click.command()
 @click.argument("doc_id")
-@click.option("--db", "database", metavar="NAME", help="Database of the document.")
+@db_option
 @click.option("--rev", metavar="REV", help="Which refused revision (default: the latest).")
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 @pass_device

@@ -12,14 +12,18 @@ from typing import Any
 
 import click
 
+from carecouch.couch import split_credentials
 from carecouch.errors import ConfigError
 
 from ..credentials import StaticCredentials
 from ..device import Device
-from ..errors import UnknownDatabase
+from ..enrolment import BRIDGE_URL
+from ..errors import DeviceRevoked, UnknownDatabase
+from ..session import BridgeSession
 from ..store import DeviceStore
 
 DEFAULT_STORE = Path(".local/device/store.sqlite")
+TOKEN_VARIABLE = "CARECOUCH_DEVICE_IDP_TOKEN"
 
 
 @dataclass
@@ -27,6 +31,7 @@ class DeviceContext:
     store_path: Path
     as_json: bool = False
     _store: DeviceStore | None = field(default=None, repr=False)
+    _session: BridgeSession | None = field(default=None, repr=False)
 
     def store(self, *, unlock: bool = True) -> DeviceStore:
         """The store, opened once; unlocked (passphrase from env or prompt) when asked."""
@@ -36,9 +41,34 @@ class DeviceContext:
             self._store.unlock(passphrase())
         return self._store
 
+    def enrolled(self) -> bool:
+        return self.store(unlock=False).get_meta(BRIDGE_URL) is not None
+
+    def session(self, token: str | None = None) -> BridgeSession:
+        """The clinician's bridge session (identity token: ``token``, else
+        $CARECOUCH_DEVICE_IDP_TOKEN, else the last one kept in the store)."""
+        if self._session is None or token:
+            self._session = BridgeSession(self.store(),
+                                          token=token or os.environ.get(TOKEN_VARIABLE))
+        return self._session
+
     def device(self) -> Device:
-        """The device with the stand-in credentials provider (the bridge's comes later)."""
-        return Device(self.store(), credentials_from_env())
+        """An enrolled device works under its bridge session and snapshot; a store that is
+        not enrolled (development) replicates as the user in the environment."""
+        if not self.enrolled():
+            return Device(self.store(), credentials_from_env())
+        session = self.session()
+        session.bind_databases()
+        return session.device()
+
+    @property
+    def revoked(self) -> DeviceRevoked | None:
+        return self._session.revoked if self._session is not None else None
+
+    def wipe(self) -> None:
+        """Destroy the store's key and files (``wipe``, and a revoked device)."""
+        self.store(unlock=False).wipe()
+        self._store = self._session = None
 
     def database(self, name: str | None) -> str:
         """``name``, or the store's only database when none is given."""
@@ -65,6 +95,8 @@ class DeviceContext:
 
 
 pass_device = click.make_pass_decorator(DeviceContext)
+db_option = click.option("--db", "database", metavar="NAME",
+                         help="Database of the record (default: the device's only one).")
 
 
 def passphrase(*, confirm: bool = False) -> str:
@@ -77,10 +109,23 @@ def passphrase(*, confirm: bool = False) -> str:
 
 
 def credentials_from_env() -> StaticCredentials:
-    """Until enrolment through the bridge: one CouchDB user from the environment."""
+    """A store not enrolled with a bridge: one CouchDB user from the environment."""
     user = os.environ.get("CARECOUCH_DEVICE_USER", "")
     password = os.environ.get("CARECOUCH_DEVICE_PASSWORD", "")
     if not user or not password:
         raise ConfigError("CARECOUCH_DEVICE_USER and CARECOUCH_DEVICE_PASSWORD must be set to "
-                          "sync (until the device enrols through the bridge)")
+                          "sync a device that is not enrolled (or run `carecouch-device "
+                          "enrol`)")
     return StaticCredentials(user, password)
+
+
+def checked_url(url: str, param_hint: str, identity_from: str) -> str:
+    """An http(s) URL without credentials in it (they come from ``identity_from``)."""
+    try:
+        base, user, password = split_credentials(url)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=param_hint) from exc
+    if user or password:
+        raise click.BadParameter(f"give the URL without credentials; they come from "
+                                 f"{identity_from}", param_hint=param_hint)
+    return base

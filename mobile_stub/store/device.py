@@ -21,6 +21,7 @@ from .. import crypto
 from ..errors import StoreExists, StoreLocked, StoreMissing, StoreWiped, UnknownDatabase
 from . import schema
 from .documents import LocalDatabase
+from .secrets import Secrets
 
 
 class DeviceStore:
@@ -30,6 +31,7 @@ class DeviceStore:
         self.path = path
         self.conn = conn
         self._sealer: crypto.Sealer | None = None
+        self._device_id: str | None = None
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -99,6 +101,7 @@ class DeviceStore:
         with self.transaction():
             # secure_delete (schema.connect) zeroes the freed bytes of the wrapped key.
             self.conn.execute("DELETE FROM meta WHERE key = 'wrapped_key'")
+            self.conn.execute("DELETE FROM meta WHERE key LIKE 'secret:%'")
             for table in ("revs", "docs", "rejections", "local_docs", "dbs"):
                 self.conn.execute(f"DELETE FROM {table}")  # noqa: S608 - fixed names
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -121,7 +124,16 @@ class DeviceStore:
 
     @property
     def device_id(self) -> str:
-        return self._meta_required("device_id")
+        # Kept once read: it never changes, and threads other than the store's own (a
+        # credential renewal during a sync) may need it.
+        if self._device_id is None:
+            self._device_id = self._meta_required("device_id")
+        return self._device_id
+
+    @property
+    def secrets(self) -> Secrets:
+        """Sealed secrets: the device key, credentials, tokens (needs the passphrase)."""
+        return Secrets(self)
 
     # -- settings kept in the clear (no patient data) ---------------------------------------
 

@@ -78,7 +78,7 @@ CREATE TABLE IF NOT EXISTS rejections (
 """
 
 
-def connect(path: Path) -> sqlite3.Connection:
+def connect(path: Path, *, timeout: float = 5.0) -> sqlite3.Connection:
     """Open the store file with settings that keep plaintext off the disk.
 
     - ``temp_store=MEMORY``: sorts and temporary tables never spill to temp files;
@@ -87,7 +87,7 @@ def connect(path: Path) -> sqlite3.Connection:
     - WAL journal: the ``-wal`` file holds page images, i.e. the same ciphertext as the
       database, and lets a reader run while the replicator writes.
     """
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=timeout)
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA secure_delete=ON")
     conn.execute("PRAGMA journal_mode=WAL")

@@ -6,13 +6,18 @@ CouchDB 3.5 with ``COUCHDB_URL``); databases and users are unique and removed af
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
 
 from carecouch.couch import Database
+from mobile_stub import enrolment
+from mobile_stub.cli import main
 from mobile_stub.credentials import Credentials
 from mobile_stub.crypto import KdfParams
 from mobile_stub.device import Device
@@ -23,7 +28,13 @@ from mobile_stub.replication import (
     ReplicatorOptions,
     RetryPolicy,
 )
+from mobile_stub.session import BridgeSession
 from mobile_stub.store import DeviceStore
+from tests.bridge.conftest import BridgeServer, World
+from tests.bridge.conftest import bridge as bridge  # noqa: F401  (fixtures, re-exported)
+from tests.bridge.conftest import bridge_env as bridge_env  # noqa: F401
+from tests.bridge.conftest import make_bridge as make_bridge  # noqa: F401
+from tests.bridge.conftest import world as world  # noqa: F401
 from tests.conftest import Server
 from tests.helpers.fixtures import User
 
@@ -75,22 +86,14 @@ def member(make_user: Callable[..., User]) -> User:
 
 
 @pytest.fixture
-def make_device(tmp_path: Path, server: Server, make_user: Callable[..., User]
-                ) -> Iterator[Callable[..., Device]]:
-    """``make_device(db, user=None, *, url=None, filter=None, options=None)``: a device with
-    its own encrypted store holding ``db`` (bound to ``url``, default the test server)."""
+def new_store(tmp_path: Path) -> Iterator[Callable[[], DeviceStore]]:
+    """``new_store()``: a fresh encrypted device store of its own, closed after the test."""
     stores: list[DeviceStore] = []
 
-    def make(db: Database, user: User | None = None, *, url: str | None = None,
-             filter: ReplicationFilter | None = None,
-             options: ReplicatorOptions | None = None) -> Device:
+    def make() -> DeviceStore:
         path = tmp_path / f"device{len(stores)}" / "store.sqlite"
-        store = DeviceStore.create(path, PASSPHRASE, kdf=KdfParams.new(**FAST_KDF))
-        stores.append(store)
-        store.add_database(db.name, url or server.url,
-                           filter.canonical() if filter else None)
-        credentials = UserCredentials(user or make_user(roles=[ROLE]), make_user)
-        return Device(store, credentials, options=options or fast_options())
+        stores.append(DeviceStore.create(path, PASSPHRASE, kdf=KdfParams.new(**FAST_KDF)))
+        return stores[-1]
 
     yield make
     for store in stores:
@@ -98,3 +101,95 @@ def make_device(tmp_path: Path, server: Server, make_user: Callable[..., User]
             store.close()
         except Exception:  # noqa: BLE001 - wiped or closed by the test
             pass
+
+
+@pytest.fixture
+def make_device(new_store: Callable[[], DeviceStore], server: Server,
+                make_user: Callable[..., User]) -> Callable[..., Device]:
+    """``make_device(db, user=None, *, url=None, filter=None, options=None)``: a device with
+    its own encrypted store holding ``db`` (bound to ``url``, default the test server)."""
+
+    def make(db: Database, user: User | None = None, *, url: str | None = None,
+             filter: ReplicationFilter | None = None,
+             options: ReplicatorOptions | None = None) -> Device:
+        store = new_store()
+        store.add_database(db.name, url or server.url,
+                           filter.canonical() if filter else None)
+        credentials = UserCredentials(user or make_user(roles=[ROLE]), make_user)
+        return Device(store, credentials, options=options or fast_options())
+
+    return make
+
+
+# -- devices enrolled with a real bridge (tests/bridge/conftest.py runs it) -----------------
+
+Invoke = Callable[..., Result]
+
+
+@dataclass
+class Clinician:
+    """A user of the test identity provider; ``token()`` mints a fresh identity token."""
+
+    user: str
+    groups: list[str]
+    bridge: BridgeServer
+
+    def token(self, **kwargs: Any) -> str:
+        return self.bridge.idp.token(self.user, self.groups, **kwargs)
+
+
+@pytest.fixture
+def clinician(bridge: BridgeServer, world: World) -> Callable[..., Clinician]:
+    """``clinician("nurse")``: a new ward nurse (caseloads a and b); ``"hca"``: the school
+    healthcare assistant (caseload c, observations only); ``bridge=`` another bridge."""
+
+    def make(kind: str = "nurse", *, on: BridgeServer | None = None) -> Clinician:
+        if kind == "hca":
+            return Clinician(world.user("hca"), [], on or bridge)
+        return Clinician(world.user(f"{kind}{uuid.uuid4().hex[:6]}"), [world.group("nurses")],
+                         on or bridge)
+    return make
+
+
+@pytest.fixture
+def enrolled(new_store: Callable[[], DeviceStore], clinician: Callable[..., Clinician]
+             ) -> Callable[..., BridgeSession]:
+    """``enrolled(who=None)``: a new device store, enrolled with the bridge and logged in as
+    ``who`` (default: a new ward nurse)."""
+
+    def make(who: Clinician | None = None) -> BridgeSession:
+        who = who or clinician()
+        store = new_store()
+        enrolment.enrol(store, who.bridge.url, who.token())
+        session = BridgeSession(store)
+        session.login()
+        return session
+
+    return make
+
+
+def exclusive_record(bridge: BridgeServer, world: World, caseload: str = "a", *,
+                     record_type: str = "cd_check", **fields: Any) -> str:
+    """A new exclusive record (a controlled-drug check unless told), created through the
+    bridge by a colleague's device as the record rules require; its id."""
+    colleague = bridge.device(world.user(f"colleague{uuid.uuid4().hex[:6]}"),
+                              [world.group("nurses")])
+    colleague.enrol()
+    created = colleague.call("POST", "/v1/records", {
+        "caseload": world.caseloads[caseload], "type": record_type, "subject": "patient-0042",
+        "fields": fields or {"medication": "morphine sulfate 10 mg", "expected_count": 12}})
+    assert created.status_code == 201, created.text
+    return str(created.json()["record"]["_id"])
+
+
+@pytest.fixture
+def device_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    """``device_cli("sync", "--json", stdin=None)``: carecouch-device on a store of its own
+    (the store's passphrase in the environment, as a field deployment would script it)."""
+    monkeypatch.setenv("CARECOUCH_DEVICE_STORE", str(tmp_path / "cli" / "store.sqlite"))
+    monkeypatch.setenv("CARECOUCH_DEVICE_PASSPHRASE", PASSPHRASE)
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(main, list(args), input=stdin, catch_exceptions=False)
+    return invoke

@@ -6,7 +6,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from carecouch.couch import Database
+from carecouch.couch import CouchClient, Database
+from carecouch.errors import CouchError, CouchUnauthorized
+from carecouch.ids import USERS_DB, user_doc_id
 from mobile_stub.revtree import revisions_object
 from mobile_stub.store import LocalDatabase
 
@@ -56,3 +58,21 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+def delete_user(admin: CouchClient, server_url: str, name: str, password: str) -> None:
+    """Delete a CouchDB user (as a revocation, a rotation or the reaper does), and return once
+    the server refuses it: CouchDB evicts its authentication cache asynchronously."""
+    users = admin.db(USERS_DB)
+    doc = users.get(user_doc_id(name))
+    users.delete(doc["_id"], doc["_rev"])
+
+    def refused() -> bool:
+        with CouchClient(server_url, name, password, retries=0) as client:
+            try:
+                return client.session()["userCtx"]["name"] is None
+            except CouchUnauthorized:
+                return True
+            except CouchError:
+                return False
+    assert wait_until(refused, timeout=30)

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -86,8 +87,13 @@ def test_usage_and_configuration_errors(run: Invoke, server: Server, caseload: D
 
 def test_every_command_has_help() -> None:
     assert main.help
-    for name, command in main.commands.items():
+    pending: list[tuple[str, click.Command]] = list(main.commands.items())
+    assert {"enrol", "login", "lease", "record"} <= {name for name, _ in pending}
+    while pending:
+        name, command = pending.pop()
         assert command.help and command.help.strip(), name
         for param in command.params:
             if param.param_type_name == "option":
                 assert getattr(param, "help", None), f"{name} {param.name}"
+        if isinstance(command, click.Group):  # lease claim|renew|release, record new|...
+            pending += [(f"{name} {sub}", cmd) for sub, cmd in command.commands.items()]

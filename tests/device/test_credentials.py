@@ -1,12 +1,12 @@
 """401: the replicator renews its credentials once and carries on; a second 401 stops it with a
-clear status (the bridge will supply the renewal; here a fresh real CouchDB user)."""
+clear status (here the renewal is a fresh real CouchDB user; test_bridge_session.py renews
+through the bridge)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from carecouch.couch import CouchClient, Database
-from carecouch.errors import CouchError, CouchUnauthorized
 from mobile_stub.credentials import Credentials
 from mobile_stub.device import Device
 from mobile_stub.replication import SyncState
@@ -14,25 +14,7 @@ from tests.conftest import Server
 from tests.helpers.fixtures import User
 
 from .conftest import UserCredentials
-from .support import wait_until
-
-
-def revoke(admin: CouchClient, server: Server, user: User) -> None:
-    """Delete the user, and wait until the server refuses it (CouchDB evicts its auth cache
-    asynchronously)."""
-    users = admin.db("_users")
-    doc = users.get(f"org.couchdb.user:{user.name}")
-    users.delete(doc["_id"], doc["_rev"])
-
-    def refused() -> bool:
-        with CouchClient(server.url, user.name, user.password, retries=0) as client:
-            try:
-                return client.session()["userCtx"]["name"] is None
-            except CouchUnauthorized:
-                return True
-            except CouchError:
-                return False
-    assert wait_until(refused, timeout=30)
+from .support import delete_user
 
 
 def test_a_401_renews_the_credentials_once_and_the_sync_goes_on(
@@ -43,7 +25,7 @@ def test_a_401_renews_the_credentials_once_and_the_sync_goes_on(
     assert device.sync(caseload.name).ok
     device.new_record(caseload.name, "note", {"subject": "patient:1", "text": "after revoke"})
     caseload.put({"_id": "observation:2", "type": "observation"})
-    revoke(admin, server, member)
+    delete_user(admin, server.url, member.name, member.password)
 
     report = device.sync(caseload.name)
     assert report.ok, report.message
@@ -59,7 +41,7 @@ def test_a_second_401_stops_the_sync_with_a_clear_status(
         make_device: Callable[..., Device]) -> None:
     device = make_device(caseload, member)
     assert device.sync(caseload.name).ok
-    revoke(admin, server, member)
+    delete_user(admin, server.url, member.name, member.password)
     credentials = device.credentials
     assert isinstance(credentials, UserCredentials)
     credentials.renew_with = Credentials(member.name, "not-the-password")

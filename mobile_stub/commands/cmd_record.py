@@ -1,0 +1,87 @@
+"""``record new|update|complete``: a clinician's work, field by field (``put`` saves a whole
+JSON document). Every edit is stamped and checked against the policy by the library."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .context import DeviceContext, db_option, pass_device
+
+_set_option = click.option(
+    "--set", "values", multiple=True, metavar="FIELD=VALUE",
+    help="FIELD=VALUE (repeatable); VALUE is read as JSON when it is JSON (71, true, "
+         "[\"a\"]) and as text otherwise.")
+
+
+def _values(pairs: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r}: use FIELD=VALUE", param_hint="--set")
+        if name.startswith("_") or name == "type":
+            raise click.BadParameter(f"{name} is not a field you set", param_hint="--set")
+        try:
+            values[name] = json.loads(raw)
+        except ValueError:
+            values[name] = raw
+    return values
+
+
+def _saved(ctx: DeviceContext, doc_id: str, rev: str) -> None:
+    ctx.emit({"id": doc_id, "rev": rev}, lambda r: f"{r['id']} {r['rev']}")
+
+
+@click.group()
+def record() -> None:
+    """Record clinical work: new records, care-plan updates, completing a leased record."""
+
+
+@record.command()
+@click.argument("record_type")
+@click.option("--subject", required=True, metavar="PATIENT",
+              help="The patient the record is about, e.g. patient-0042.")
+@_set_option
+@db_option
+@pass_device
+def new(ctx: DeviceContext, record_type: str, subject: str, values: tuple[str, ...],
+        database: str | None) -> None:
+    """Create a record of RECORD_TYPE (e.g. observation) with the fields given."""
+    saved = ctx.device().new_record(ctx.database(database), record_type,
+                                    {**_values(values), "subject": subject})
+    _saved(ctx, saved["_id"], saved["_rev"])
+
+
+@record.command()
+@click.argument("doc_id")
+@_set_option
+@click.option("--unset", "remove", multiple=True, metavar="FIELD",
+              help="A field to remove (repeatable).")
+@db_option
+@pass_device
+def update(ctx: DeviceContext, doc_id: str, values: tuple[str, ...], remove: tuple[str, ...],
+           database: str | None) -> None:
+    """Change fields of a record, e.g. a care plan (each change is stamped with who and
+    when, as the record rules require)."""
+    if not values and not remove:
+        raise click.UsageError("nothing to change: give --set or --unset")
+    rev = ctx.device().update(ctx.database(database), doc_id, _values(values), remove)
+    _saved(ctx, doc_id, rev)
+
+
+@record.command()
+@click.argument("doc_id")
+@click.option("--status", required=True, metavar="STATUS",
+              help="The terminal status, e.g. signed, witnessed.")
+@_set_option
+@db_option
+@pass_device
+def complete(ctx: DeviceContext, doc_id: str, status: str, values: tuple[str, ...],
+             database: str | None) -> None:
+    """Complete an exclusive record you hold a lease on (works offline; the lease token is
+    checked on the device, and again by the server when it syncs)."""
+    rev = ctx.device().complete(ctx.database(database), doc_id, status, _values(values))
+    _saved(ctx, doc_id, rev)
