@@ -50,6 +50,11 @@ class Device:
     def new_record(self, database: str, record_type: str, fields: Mapping[str, Any]) -> Doc:
         """Create a record with the carecouch id ``<type>:<uuid>`` (made once, here, so a
         retried push can never create a duplicate)."""
+        spec = self.registry.types.get(record_type)
+        if spec is not None and spec.record_class == "exclusive":
+            raise BadRecord(f"a {record_type} is exclusive: the bridge creates it (online: "
+                            f"`carecouch-device record new {record_type} ...` on an enrolled "
+                            "device), then the clinician leases and completes it")
         doc: Doc = {**fields, "_id": f"{record_type}:{uuid.uuid4().hex}", "type": record_type}
         doc["_rev"] = self.edit(database, doc)
         return doc

@@ -51,6 +51,20 @@ def change(session: BridgeSession, device: Device, action: str, database: str, r
             "lease": answer.get("lease"), "rev": answer.get("rev")}
 
 
+def create(session: BridgeSession, device: Device, database: str, record_type: str,
+           subject: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Create an exclusive record through the bridge (online): only the bridge may create
+    one (exclusive.js), so two devices can never each make their own copy of an order. The
+    device then holds the server's revision, ready for a lease claim."""
+    body = {"caseload": session.caseload_of(database), "type": record_type,
+            "subject": subject, "fields": dict(fields)}
+    record = session.post("/v1/records", body).body.get("record")
+    if not isinstance(record, dict) or not isinstance(record.get("_id"), str):
+        raise TokenRefused("the bridge's answer to a record creation names no record")
+    device.refresh(database, record["_id"])
+    return record
+
+
 def _name(database: str, record: str) -> str:
     return f"{_PREFIX}{database}/{record}"
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from .. import leases
 from .context import DeviceContext, db_option, pass_device
 
 _set_option = click.option(
@@ -49,9 +50,18 @@ def record() -> None:
 @pass_device
 def new(ctx: DeviceContext, record_type: str, subject: str, values: tuple[str, ...],
         database: str | None) -> None:
-    """Create a record of RECORD_TYPE (e.g. observation) with the fields given."""
-    saved = ctx.device().new_record(ctx.database(database), record_type,
-                                    {**_values(values), "subject": subject})
+    """Create a record of RECORD_TYPE (e.g. observation) with the fields given.
+
+    Exclusive records (order sign-offs, controlled-drug checks) are created by the bridge, so
+    this needs the network for them; claim the lease next (`lease claim`)."""
+    device, fields = ctx.device(), _values(values)
+    spec = device.registry.types.get(record_type)
+    if spec is not None and spec.record_class == "exclusive" and ctx.enrolled():
+        saved = leases.create(ctx.session(), device, ctx.database(database), record_type,
+                              subject, fields)
+    else:
+        saved = device.new_record(ctx.database(database), record_type,
+                                  {**fields, "subject": subject})
     _saved(ctx, saved["_id"], saved["_rev"])
 
 

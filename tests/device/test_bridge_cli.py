@@ -141,10 +141,22 @@ def test_a_leased_record_completed_offline_is_accepted_by_the_server(
         device_cli: Invoke, clinician: Callable[..., Clinician], admin: CouchClient,
         world: World, bridge: BridgeServer) -> None:
     ward = caseload(admin, world, "a")
-    record = exclusive_record(bridge, world)
     nurse = clinician()
     enrol_and_login(device_cli, nurse)
     ok(device_cli("sync", "--db", ward.name))
+    # Only the bridge creates exclusive records: offline the device says so and makes none.
+    ok(device_cli("offline"))
+    refused = device_cli("record", "new", "cd_check", "--subject", "patient-0042", "--db",
+                         ward.name, "--set", "medication=morphine 10 mg",
+                         "--set", "expected_count=12")
+    assert "offline" in one_line_error(refused)
+    ok(device_cli("online"))
+    created = device_cli("record", "new", "cd_check", "--subject", "patient-0042", "--db",
+                         ward.name, "--set", "medication=morphine 10 mg",
+                         "--set", "expected_count=12")
+    record = str(ok(created)).split()[0]
+    assert ward.get(record)["status"] == "pending"  # made on the server by the bridge
+    assert ok(device_cli("show", record, "--db", ward.name))["expected_count"] == 12
 
     leased = ok(device_cli("--json", "lease", "claim", record, "--db", ward.name))
     assert leased["lease"]["holder"] == nurse.user
