@@ -97,3 +97,15 @@ def test_every_command_has_help() -> None:
                 assert getattr(param, "help", None), f"{name} {param.name}"
         if isinstance(command, click.Group):  # lease claim|renew|release, record new|...
             pending += [(f"{name} {sub}", cmd) for sub, cmd in command.commands.items()]
+
+
+def test_a_store_without_the_bridge_cannot_make_an_exclusive_record(
+        run: Invoke, server: Server, caseload: Database) -> None:
+    # Only the bridge creates exclusive records (exclusive.js); the device says how, and
+    # makes nothing the server would refuse.
+    assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
+    refused = run("record", "new", "cd_check", "--subject", "patient-3",
+                  "--set", "medication=morphine 10 mg", "--set", "expected_count=12")
+    assert refused.exit_code == 1 and refused.stderr.count("\n") == 1, refused.output
+    assert "the bridge creates it" in refused.stderr
+    assert json.loads(run("status", "--json").stdout)["databases"][0]["docs"] == 0
