@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from flask import request
 
+from carecouch.clock import parse_utc
 from carecouch.ids import InvalidName, check_user_id
 from carecouch.policy import Grant, Policy
 
@@ -49,7 +48,7 @@ def refuse_if_revoked(identity: Identity) -> None:
 
 def _epoch(iso: str) -> float:
     try:
-        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+        return parse_utc(iso).timestamp()
     except ValueError:
         return float("inf")  # an unreadable revocation time refuses every token: fail closed
 

@@ -14,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from carecouch.couch import Database, Doc
+from carecouch.ddocs import canonical_json
 from carecouch.records import Registry
 
 from . import attachments
 from .branches import Branch, Conflict, common_ancestor, read_revision
 from .merge import parse_time
 from .policy import Decision, decide
-from .revs import canonical
 
 MISSING: Any = None  # a field a branch does not have; `present` says which
 
@@ -36,7 +36,7 @@ class Row:
 
     @property
     def differs(self) -> bool:
-        return len({(p, canonical(v)) for v, p in zip(self.values, self.present,
+        return len({(p, canonical_json(v)) for v, p in zip(self.values, self.present,
                                                       strict=True)}) > 1
 
     def as_json(self) -> dict[str, Any]:

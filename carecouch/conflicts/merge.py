@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from carecouch.ddocs import canonical_json
+
 from .branches import Branch
 from .errors import CannotResolve
-from .revs import canonical, rev_key
+from .revs import rev_key
 
 _TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
 Instant = tuple[int, int]  # (whole seconds since the epoch, nanoseconds)
@@ -103,7 +105,7 @@ def same(a: Any, b: Any) -> bool:
         return False
     if isinstance(a, str) or a is None:
         return True  # equal strings and None are the same JSON
-    return canonical(a) == canonical(b)
+    return canonical_json(a) == canonical_json(b)
 
 
 def contested(name: str, branches: Sequence[Branch], metadata_field: str) -> bool:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from carecouch.couch import Doc
+from carecouch.ddocs import canonical_json
 from carecouch.records import Registry
 
 from . import attachments
@@ -24,7 +25,7 @@ from .errors import BadChoice, CannotResolve, NotConflicted
 from .identity import Resolver
 from .merge import FieldChoice, latest, merge_fields, same_attachments
 from .policy import COLLAPSE, DIFFERENT_ATTACHMENTS, MERGE, Decision, decide
-from .revs import canonical, child
+from .revs import child
 
 RESOLUTION_TYPE = "resolution"
 AUTO_REASONS = {
@@ -93,7 +94,7 @@ def resolution_id(facts: Mapping[str, Any]) -> str:
     """``resolution:<uuid>`` from what the resolution does: the same resolution of the same
     leaves gets the same id, so a re-run after an interruption finds its record (409) instead
     of writing a second one."""
-    digest = hashlib.sha256(canonical(dict(facts)).encode()).digest()
+    digest = hashlib.sha256(canonical_json(dict(facts)).encode()).digest()
     return f"{RESOLUTION_TYPE}:{uuid.UUID(bytes=digest[:16], version=4)}"
 
 

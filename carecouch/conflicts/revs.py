@@ -14,11 +14,11 @@ like CouchDB's own ids). So:
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from carecouch.couch import Doc
+from carecouch.ddocs import canonical_json
 
 from .attachments import signature
 
@@ -50,11 +50,6 @@ def content(body: Mapping[str, Any]) -> Doc:
     return {k: v for k, v in body.items() if k not in META_FIELDS}
 
 
-def canonical(value: Any) -> str:
-    # sort_keys and fixed separators: the same value is the same text on every machine.
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def child(parent: Mapping[str, Any], body: Mapping[str, Any] | None,
           attachments: Mapping[str, Any] | None = None) -> Doc:
     """A new revision on top of ``parent`` (read with ``revs=true``), ready for a
@@ -67,7 +62,7 @@ def child(parent: Mapping[str, Any], body: Mapping[str, Any] | None,
     facts: Doc = {"parent": parent_rev, "deleted": body is None, "body": new}
     if attachments:
         facts["attachments"] = signature({"_attachments": attachments})
-    digest = hashlib.md5(canonical(facts).encode(), usedforsecurity=False).hexdigest()
+    digest = hashlib.md5(canonical_json(facts).encode(), usedforsecurity=False).hexdigest()
     ids = [parse_rev(r)[1] for r in history(parent)]
     doc: Doc = {**dict(sorted(new.items())), "_rev": f"{pos + 1}-{digest}",
                 "_revisions": {"start": pos + 1, "ids": [digest, *ids]}}

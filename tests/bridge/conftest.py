@@ -116,6 +116,12 @@ class BridgeServer:
     def device(self, user: str, groups: list[str] | None = None) -> DeviceClient:
         return DeviceClient(self.url, self.idp.token(user, groups))
 
+    def enrolled_device(self, user: str, groups: list[str] | None = None) -> DeviceClient:
+        """A device of ``user`` that has enrolled its key with this bridge."""
+        device = self.device(user, groups)
+        device.enrol()
+        return device
+
 
 @pytest.fixture(scope="session")
 def world(admin: CouchClient) -> Iterator[World]:
@@ -233,7 +239,5 @@ def make_bridge(server: Any, world: World, bridge_env: BridgeEnv,
 @pytest.fixture
 def nurse(bridge: BridgeServer, world: World) -> DeviceClient:
     """An enrolled device of a ward nurse (caseloads a and b)."""
-    device = bridge.device(world.user(f"nurse{uuid.uuid4().hex[:6]}"),
-                           [world.group("nurses")])
-    device.enrol()
-    return device
+    return bridge.enrolled_device(world.user(f"nurse{uuid.uuid4().hex[:6]}"),
+                                  [world.group("nurses")])

@@ -81,8 +81,7 @@ def sessions(bridge: BridgeServer, seeded: World,
              server: Any) -> Iterator[dict[str, Session]]:
     found = {}
     for person, (role, groups, letters) in PEOPLE.items():
-        device = bridge.device(seeded.user(role), [seeded.group(g) for g in groups])
-        device.enrol()
+        device = bridge.enrolled_device(seeded.user(role), [seeded.group(g) for g in groups])
         body = device.credentials()
         assert {d["caseload"] for d in body["databases"]} == {seeded.caseloads[x]
                                                              for x in letters}

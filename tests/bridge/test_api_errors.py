@@ -57,8 +57,7 @@ def test_bad_bodies(nurse: DeviceClient, raw: bytes, code: str) -> None:
 
 def test_record_fields_json_cannot_hold_are_a_400_not_a_502(
         bridge: BridgeServer, world: World) -> None:
-    prescriber = bridge.device(world.user("gp-json"), [world.group("prescribers")])
-    prescriber.enrol()
+    prescriber = bridge.enrolled_device(world.user("gp-json"), [world.group("prescribers")])
     raw = (b'{"caseload": "%s", "type": "order_signoff", "subject": "patient-001", '
            b'"fields": {"order": "o-1", "description": "d", "dose_mg": NaN}}'
            % world.caseloads["a"].encode())

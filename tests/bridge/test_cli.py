@@ -74,8 +74,7 @@ def test_reap_deletes_only_expired_credentials(run_cli: Callable[..., Result],
 
 def test_audit_break_glass_lists_them_for_review(run_cli: Callable[..., Result],
                                                  bridge: BridgeServer, world: World) -> None:
-    senior = bridge.device(world.user("senior2"), [world.group("senior")])
-    senior.enrol()
+    senior = bridge.enrolled_device(world.user("senior2"), [world.group("senior")])
     reason = "Unconscious patient found; need the medication list from the other team."
     response = senior.call("POST", "/v1/break-glass", {"caseload": world.caseloads["c"],
                                                       "justification": reason})

@@ -208,8 +208,8 @@ def test_every_issuance_and_rotation_is_audited(bridge: BridgeServer, world: Wor
 
 def test_break_glass_needs_the_policy_and_a_justification(
         bridge: BridgeServer, world: World, server: Any) -> None:
-    senior = bridge.device(world.user("senior"), [world.group("nurses"), world.group("senior")])
-    senior.enrol()
+    senior = bridge.enrolled_device(world.user("senior"),
+                                    [world.group("nurses"), world.group("senior")])
     d = world.caseloads["d"]
     short = senior.call("POST", "/v1/break-glass", {"caseload": d, "justification": "urgent"})
     assert (short.status_code, short.json()["error"]) == (400, "request.bad_field")
@@ -233,8 +233,7 @@ def test_break_glass_needs_the_policy_and_a_justification(
     assert entries[-1]["details"]["review"] == "pending"
     assert entries[-1]["details"]["name"] == body["username"]
     # A nurse the policy does not name cannot.
-    nurse = bridge.device(world.user("nurse5"), [world.group("nurses")])
-    nurse.enrol()
+    nurse = bridge.enrolled_device(world.user("nurse5"), [world.group("nurses")])
     refused = nurse.call("POST", "/v1/break-glass", {"caseload": d, "justification": reason})
     assert (refused.status_code, refused.json()["error"]) == (403, "break_glass.not_allowed")
     # Nor is it needed for a caseload the policy grants.
@@ -251,8 +250,7 @@ def test_expired_credentials_stop_working_within_the_documented_bound(
 
     short = world.policy().replace("credential_lifetime: 1h", "credential_lifetime: 2s")
     bridge = make_bridge(short, CARECOUCH_BRIDGE_REAP_INTERVAL="1")
-    device = bridge.device(world.user("nurse6"), [world.group("nurses")])
-    device.enrol()
+    device = bridge.enrolled_device(world.user("nurse6"), [world.group("nurses")])
     body = device.credentials()
     expires = _parse(body["expires_at"]).timestamp()
     assert works(server, body["username"], body["password"])  # before expiry: works
@@ -289,8 +287,7 @@ def test_a_revocation_during_an_issuance_leaves_no_working_credential(
     """The revocation lands after the bridge checked the device and the user, but before
     it wrote the CouchDB user: the revocation's own sweep cannot have seen that user."""
     bridge = make_bridge()
-    device = bridge.device(world.user(f"nurse13{revoke}"), [world.group("nurses")])
-    device.enrol()
+    device = bridge.enrolled_device(world.user(f"nurse13{revoke}"), [world.group("nurses")])
     store = bridge.services.credentials
     write = store.issue
 
@@ -311,8 +308,7 @@ def test_a_revocation_during_an_issuance_leaves_no_working_credential(
 def test_policy_edit_that_breaks_the_file_keeps_the_last_good_policy(
         make_bridge: Any, world: World) -> None:
     bridge = make_bridge()
-    device = bridge.device(world.user("nurse7"), [world.group("nurses")])
-    device.enrol()
+    device = bridge.enrolled_device(world.user("nurse7"), [world.group("nurses")])
     good = device.credentials()
     bridge.write_policy(world.policy().replace("clinical_roles: [nurse]",
                                                "clinical_roles: [surgeon]"))

@@ -31,11 +31,8 @@ from tests.bridge.support import DeviceClient
 
 @pytest.fixture(scope="module")
 def fuzz_device(bridge: BridgeServer, world: World) -> DeviceClient:
-    device = bridge.device(world.user("fuzzer"), [world.group("nurses"),
-                                                  world.group("prescribers"),
-                                                  world.group("senior")])
-    device.enrol()
-    return device
+    return bridge.enrolled_device(world.user("fuzzer"), [
+        world.group("nurses"), world.group("prescribers"), world.group("senior")])
 
 
 def operations(bridge: BridgeServer) -> list[Any]:

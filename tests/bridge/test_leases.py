@@ -27,10 +27,8 @@ ORDER = {"order": "order-77", "description": "Start oral amoxicillin 500 mg TDS 
 
 @pytest.fixture
 def prescriber(bridge: BridgeServer, world: World) -> DeviceClient:
-    device = bridge.device(world.user(f"gp{uuid.uuid4().hex[:4]}"),
-                           [world.group("prescribers")])
-    device.enrol()
-    return device
+    return bridge.enrolled_device(world.user(f"gp{uuid.uuid4().hex[:4]}"),
+                                  [world.group("prescribers")])
 
 
 def create_order(device: DeviceClient, world: World) -> Doc:
@@ -103,8 +101,7 @@ def test_a_taken_lease_is_409_with_the_holder(bridge: BridgeServer, world: World
                                               prescriber: DeviceClient) -> None:
     record = create_order(prescriber, world)
     first = claim(prescriber, world, record["_id"]).json()
-    other = bridge.device(world.user("gp-other"), [world.group("prescribers")])
-    other.enrol()
+    other = bridge.enrolled_device(world.user("gp-other"), [world.group("prescribers")])
     response = claim(other, world, record["_id"])
     assert response.status_code == 409
     assert response.json()["error"] == "lease.taken"
@@ -133,8 +130,7 @@ def test_renew_extends_and_release_frees(bridge: BridgeServer, world: World,
     assert_documented(bridge.url, "/v1/leases/release", released)
     stored = world.admin.db(f"caseload_{world.caseloads['a']}").get(record["_id"])
     assert "lease" not in stored
-    other = bridge.device(world.user("gp-next"), [world.group("prescribers")])
-    other.enrol()
+    other = bridge.enrolled_device(world.user("gp-next"), [world.group("prescribers")])
     assert claim(other, world, record["_id"]).status_code == 201
     actions = [e["action"] for e in AuditLog(world.admin, "t").entries(
         subject=world.caseloads["a"]) if e["details"].get("record") == record["_id"]]
@@ -159,8 +155,7 @@ def test_a_tampered_lease_token_is_detected(bridge: BridgeServer, world: World,
 def test_leases_need_the_caseload_and_the_record_type(bridge: BridgeServer, world: World,
                                                       prescriber: DeviceClient) -> None:
     record = create_order(prescriber, world)
-    nurse = bridge.device(world.user("nurse-lease"), [world.group("nurses")])
-    nurse.enrol()
+    nurse = bridge.enrolled_device(world.user("nurse-lease"), [world.group("nurses")])
     response = claim(nurse, world, record["_id"])  # nurses do not sign off orders
     assert (response.status_code, response.json()["error"]) == (403, "lease.type_not_granted")
     elsewhere = prescriber.call("POST", "/v1/leases", {"caseload": world.caseloads["b"],
@@ -255,8 +250,7 @@ def test_a_claim_through_the_api_reads_back_and_yields_to_an_earlier_lease_on_a_
 def test_renewal_needs_the_record_type_the_policy_grants_now(
         make_bridge: Any, world: World) -> None:
     bridge = make_bridge()
-    device = bridge.device(world.user("gp-renew"), [world.group("prescribers")])
-    device.enrol()
+    device = bridge.enrolled_device(world.user("gp-renew"), [world.group("prescribers")])
     record = create_order(device, world)
     lease = claim(device, world, record["_id"]).json()["lease"]
     # IT narrows the prescribers rule: they no longer complete order sign-offs.

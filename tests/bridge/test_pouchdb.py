@@ -35,8 +35,7 @@ def test_pouchdb_replicates_with_bridge_credentials_and_filter(
     for doc in (recent, old, pinned_old, note):
         db.put(doc)  # the server admin, on the clinicians' behalf
 
-    hca = bridge.device(world.user("hca"))
-    hca.enrol()
+    hca = bridge.enrolled_device(world.user("hca"))
     creds = hca.credentials()
     [target] = [d for d in creds["databases"] if d["caseload"] == world.caseloads["c"]]
     params = target["filter"]["query_params"]

@@ -172,9 +172,8 @@ def exclusive_record(bridge: BridgeServer, world: World, caseload: str = "a", *,
                      record_type: str = "cd_check", **fields: Any) -> str:
     """A new exclusive record (a controlled-drug check unless told), created through the
     bridge by a colleague's device as the record rules require; its id."""
-    colleague = bridge.device(world.user(f"colleague{uuid.uuid4().hex[:6]}"),
-                              [world.group("nurses")])
-    colleague.enrol()
+    colleague = bridge.enrolled_device(world.user(f"colleague{uuid.uuid4().hex[:6]}"),
+                                       [world.group("nurses")])
     created = colleague.call("POST", "/v1/records", {
         "caseload": world.caseloads[caseload], "type": record_type, "subject": "patient-0042",
         "fields": fields or {"medication": "morphine sulfate 10 mg", "expected_count": 12}})

@@ -182,8 +182,7 @@ def test_completing_without_a_lease_is_refused_on_the_device(
         world: World, bridge: BridgeServer) -> None:
     ward = caseload(admin, world, "a")
     records = [exclusive_record(bridge, world) for _ in range(2)]
-    colleague = bridge.device(world.user("colleague"), [world.group("nurses")])
-    colleague.enrol()
+    colleague = bridge.enrolled_device(world.user("colleague"), [world.group("nurses")])
     taken = colleague.call("POST", "/v1/leases", {"caseload": world.caseloads["a"],
                                                   "record": records[1]})
     assert taken.status_code == 201, taken.text
