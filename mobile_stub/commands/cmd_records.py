@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from ..replication import last_sync
+from ..replication import checkpoint_restarts, last_sync
 from ..store import Rejections
 from .context import DeviceContext, db_option, pass_device
 
@@ -32,8 +32,17 @@ def status(ctx: DeviceContext, as_json: bool) -> None:
             "filter": json.loads(local.filter_json) if local.filter_json else None,
             **local.counts(), "conflicts": local.conflicted_ids(),
             "rejected": [r.to_json() for r in Rejections(local).list()],
-            "last_sync": last_sync(store, name)})
+            "last_sync": last_sync(store, name),
+            "checkpoint_restarts": checkpoint_restarts(store, name)})
     ctx.emit(data, _status_text)
+
+
+RESTART_REASONS = {
+    "server_missing": "the server's copy of the checkpoint was gone (deleted, or the "
+                      "database was recreated)",
+    "server_altered": "the server's copy of the checkpoint was not the one this device wrote "
+                      "(someone else rewrote it; ask IT to look)",
+}
 
 
 def _status_text(data: dict[str, Any]) -> str:
@@ -49,6 +58,9 @@ def _status_text(data: dict[str, Any]) -> str:
                      f"last sync {when}")
         if last and last.get("message"):
             lines.append(f"  last sync: {last['message']}")
+        lines += [f"  checkpoint: {e['direction']} at {e['at']} started from the beginning: "
+                  f"{RESTART_REASONS.get(e['trust'], e['trust'])}"
+                  for e in db["checkpoint_restarts"]]
         lines += [f"  conflict: {doc_id}" for doc_id in db["conflicts"]]
         lines += [f"  refused: {r['id']} {r['rev']}: {r['reason']}"
                   + (f" (recover: carecouch-device retry {r['id']})" if r["recovery"] else "")

@@ -7,13 +7,18 @@ from collections.abc import Callable
 
 import click
 
-from ..replication import SyncReport
+from ..replication import CheckpointTrust, SyncReport
 from .context import DeviceContext, db_option, pass_device
 
 
 def _line(report: SyncReport) -> str:
     line = (f"{report.database}: {report.state.value} — pulled {report.pull.docs_written}, "
             f"pushed {report.push.docs_written}, refused {report.rejected}")
+    restarted = [direction for direction, trust in report.checkpoints.items()
+                 if CheckpointTrust(trust).restarted]
+    if restarted:
+        line += (f"; the server's {' and '.join(restarted)} checkpoint was missing or not this "
+                 "device's: started from the beginning (see status)")
     return line + (f" ({report.message})" if report.message else "")
 
 

@@ -25,7 +25,7 @@ from ..errors import DeviceOffline, PolicyRefused
 from ..policy import AllowAll, DevicePolicy
 from ..store.device import DeviceStore
 from ..store.documents import LocalDatabase
-from .checkpoints import Checkpointer, LocalSide, RemoteSide
+from .checkpoints import Checkpointer, CheckpointTrust, LocalSide, RemoteSide
 from .filters import ReplicationFilter
 from .ids import Direction, replication_id
 from .pull import Puller, PullOptions
@@ -63,19 +63,21 @@ class Replicator:
                 raise DeviceOffline("the device is offline (run `carecouch-device online`)")
             remote = self.remote_for(local)
             if pull:
-                puller = Puller(remote, local, _filter(local), self._checkpointer(
-                    local, remote, "pull", source_is_remote=True), self.options.pull)
+                puller = Puller(remote, local, _filter(local),
+                                self._checkpointer(local, remote, "pull"), self.options.pull)
                 try:
                     puller.run()
                 finally:
                     report.pull = puller.stats
+                    report.checkpoints["pull"] = puller.checkpointer.trust
             if push:
-                pusher = Pusher(remote, local, self._checkpointer(
-                    local, remote, "push", source_is_remote=False), self.options.push)
+                pusher = Pusher(remote, local, self._checkpointer(local, remote, "push"),
+                                self.options.push)
                 try:
                     pusher.run()
                 finally:
                     report.push = pusher.stats
+                    report.checkpoints["push"] = pusher.checkpointer.trust
                     report.rejected = report.push.doc_write_failures
         except SyncStopped as exc:
             report.state, report.message = exc.state, str(exc)
@@ -93,6 +95,7 @@ class Replicator:
             report.ended_at = utc_now()
             self.store.save_clock_offset(self.clock.offset_ms())
             self.store.set_meta(f"last_sync:{database}", json.dumps(report.to_json()))
+            _remember_restarts(self.store, report)
         return report
 
     def sync_all(self) -> list[SyncReport]:
@@ -106,16 +109,13 @@ class Replicator:
                               network_allowed=self.store.network_allowed, clock=self.clock,
                               retry=self.options.retry, timeouts=self.options.timeouts)
 
-    def _checkpointer(self, local: LocalDatabase, remote: RemoteDatabase, direction: Direction,
-                      *, source_is_remote: bool) -> Checkpointer:
+    def _checkpointer(self, local: LocalDatabase, remote: RemoteDatabase, direction: Direction
+                      ) -> Checkpointer:
         rep_id = replication_id(device_id=self.store.device_id, local_db=local.name,
                                 server_url=local.server_url, remote_db=remote.name,
                                 direction=direction,
                                 filter=_filter(local) if direction == "pull" else None)
-        remote_side, local_side = RemoteSide(remote, rep_id), LocalSide(local, rep_id)
-        if source_is_remote:
-            return Checkpointer(source=remote_side, target=local_side)
-        return Checkpointer(source=local_side, target=remote_side)
+        return Checkpointer(device=LocalSide(local, rep_id), server=RemoteSide(remote, rep_id))
 
 
 def _filter(local: LocalDatabase) -> ReplicationFilter | None:
@@ -127,3 +127,24 @@ def last_sync(store: DeviceStore, database: str) -> dict[str, object] | None:
     """The report of the last sync of ``database`` (kept in the clear: counts and states)."""
     raw = store.get_meta(f"last_sync:{database}")
     return None if raw is None else dict(json.loads(raw))
+
+
+MAX_RESTARTS_KEPT = 20
+
+
+def checkpoint_restarts(store: DeviceStore, database: str) -> list[dict[str, str]]:
+    """The latest syncs of ``database`` that could not use the device's checkpoint because
+    the server's copy was missing or altered (checkpoints.py), newest last."""
+    raw = store.get_meta(f"checkpoint_restarts:{database}")
+    return list(json.loads(raw)) if raw else []
+
+
+def _remember_restarts(store: DeviceStore, report: SyncReport) -> None:
+    # Kept beyond the next sync: a tampered checkpoint is an event someone should look at,
+    # not a state the next good sync erases.
+    events = [{"at": report.started_at, "direction": direction, "trust": str(trust)}
+              for direction, trust in report.checkpoints.items()
+              if CheckpointTrust(trust).restarted]
+    if events:
+        kept = [*checkpoint_restarts(store, report.database), *events][-MAX_RESTARTS_KEPT:]
+        store.set_meta(f"checkpoint_restarts:{report.database}", json.dumps(kept))

@@ -51,6 +51,9 @@ class SyncReport:
     ended_at: str = ""
     pull: ReplicationStats = field(default_factory=ReplicationStats)
     push: ReplicationStats = field(default_factory=ReplicationStats)
+    # How each direction's checkpoint was judged (checkpoints.py): a restart from the
+    # beginning because the server's copy was missing or altered is shown by `status`.
+    checkpoints: dict[str, str] = field(default_factory=dict)
     rejected: int = 0            # writes the server refused in this sync
     retries: int = 0             # transient failures retried
     renewed_credentials: bool = False
@@ -63,5 +66,6 @@ class SyncReport:
         return {"database": self.database, "state": self.state.value, "message": self.message,
                 "started_at": self.started_at, "ended_at": self.ended_at,
                 "pull": self.pull.to_json(), "push": self.push.to_json(),
+                "checkpoints": {k: str(v) for k, v in self.checkpoints.items()},
                 "rejected": self.rejected, "retries": self.retries,
                 "renewed_credentials": self.renewed_credentials}

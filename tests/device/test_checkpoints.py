@@ -1,4 +1,5 @@
-"""Checkpoints on both sides, in CouchDB's format; a broken pull resumes from its checkpoint."""
+"""Checkpoints on both sides, in CouchDB's format; a broken pull resumes from its checkpoint.
+What another member writes there cannot move it: tests/device/test_checkpoint_tampering.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from urllib.parse import urlsplit
 from carecouch.couch import Database
 from mobile_stub.device import Device
 from mobile_stub.replication import SyncState
-from mobile_stub.replication.checkpoints import compare_replication_logs
 from tests.conftest import Server
 from tests.helpers.chaos_proxy import ChaosProxy
 
@@ -86,17 +86,3 @@ def test_an_interrupted_pull_resumes_from_its_checkpoint(
         assert resumed.pull.missing_checked <= 600 - stored + 50
         assert stored + resumed.pull.docs_written == 600
     assert device_leaves(device.store.database(caseload.name)) == server_leaves(caseload)
-
-
-def test_compare_replication_logs_follows_couchdb() -> None:
-    def entry(session: str, seq: object) -> dict[str, object]:
-        return {"session_id": session, "recorded_seq": seq}
-
-    same = {"session_id": "s2", "source_last_seq": "9-x", "history": [entry("s2", "9-x")]}
-    assert compare_replication_logs(same, same) == ("9-x", [entry("s2", "9-x")])
-    source = {"session_id": "s3", "history": [entry("s3", 30), entry("s2", 20), entry("s1", 10)]}
-    target = {"session_id": "s2", "history": [entry("s2", 20), entry("s1", 10)]}
-    assert compare_replication_logs(source, target)[0] == 20
-    assert compare_replication_logs(source, {"session_id": "x", "history": [entry("x", 5)]}
-                                    ) == (0, [])
-    assert compare_replication_logs(None, target) == (0, [])

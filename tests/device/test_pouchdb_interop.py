@@ -64,3 +64,47 @@ def test_pouchdb_and_the_device_converge(tmp_path: Path, caseload: Database, mem
     assert pouch_leaves(result["dump"]) == expected
     winner = caseload.get("careplan:shared")["_rev"]
     assert local.get("careplan:shared")["_rev"] == winner
+
+
+def test_a_pouchdb_app_keeping_checkpoints_on_the_device_cannot_be_made_to_skip(
+        tmp_path: Path, caseload: Database, member: User,
+        make_user: Callable[..., User]) -> None:
+    """What docs/device.md tells a PouchDB app: with PouchDB's default checkpoints (on both
+    sides), another member who raises the server copy of the app's pull checkpoint hides new
+    records from it; with ``checkpoint: "target"`` on the pull (``"source"`` on the push)
+    PouchDB keeps and reads its checkpoints on the device only."""
+    url = f"{caseload.client.url}/{caseload.name}"
+    attacker = make_user(roles=[member.roles[0]]).client.db(caseload.name)
+    caseload.bulk_docs([{"_id": f"observation:old{i}", "type": "observation"}
+                        for i in range(10)])
+
+    def raise_checkpoints(local_requests: list[str]) -> int:
+        forged = 0
+        for doc_id in {r.split(" ", 1)[1] for r in local_requests if r.startswith("PUT ")}:
+            doc = attacker.get(doc_id)
+            doc["last_seq"] = caseload.info()["update_seq"]
+            attacker.put(doc)
+            forged += 1
+        return forged
+
+    # PouchDB's default: the app resumes from the server copy, which the attacker raised.
+    default = tmp_path / "default"
+    default.mkdir()
+    first = pouchdb(default, url, member, [{"op": "pull"}])
+    assert first["pull"] == [10]
+    caseload.bulk_docs([{"_id": f"observation:new{i}", "type": "observation"}
+                        for i in range(30)])
+    assert raise_checkpoints(first["local_requests"]) == 1
+    assert pouchdb(default, url, member, [{"op": "pull"}])["pull"] == [0]  # 30 hidden
+
+    # As carecouch asks: the checkpoint lives on the device only; nothing on the server moves it.
+    safe = tmp_path / "safe"
+    safe.mkdir()
+    options = {"checkpoint": "target"}
+    first = pouchdb(safe, url, member, [{"op": "pull", "options": options}])
+    assert first["pull"] == [40] and first["local_requests"] == []
+    caseload.bulk_docs([{"_id": f"observation:newer{i}", "type": "observation"}
+                        for i in range(30)])
+    assert raise_checkpoints(first["local_requests"]) == 0  # nothing of it on the server
+    again = pouchdb(safe, url, member, [{"op": "pull", "options": options}])
+    assert again["pull"] == [30] and again["local_requests"] == []

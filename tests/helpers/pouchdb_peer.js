@@ -6,9 +6,12 @@
 //    "remote": "<database URL>", "username": "...", "password": "...",
 //    "steps": [{"op": "put", "docs": [...]}          bulkDocs (new edits)
 //              {"op": "edit", "id": "...", "set": {...}}   edit the winning revision
-//              {"op": "sync"}                         one-shot two-way replication
+//              {"op": "sync", "options": {...}}       one-shot two-way replication
+//              {"op": "pull", "options": {...}}       one-shot replication from the remote
 //              {"op": "dump"}]}                       print every doc's leaves with history
-// Prints one JSON object: {"dump": {id: {rev: {"doc": ..., "revisions": ...}}}, "sync": [...]}.
+// Prints one JSON object: {"dump": {id: {rev: {"doc": ..., "revisions": ...}}}, "sync": [...],
+// "pull": [docs written per pull], "local_requests": ["GET _local/<id>", ...]} (the requests
+// for `_local` documents, i.e. checkpoints, PouchDB sent to the remote).
 'use strict';
 
 var args = JSON.parse(process.argv[2]);
@@ -35,10 +38,18 @@ async function dump(db) {
 
 async function main() {
   var local = new PouchDB(args.local);
+  var result = {sync: [], pull: [], local_requests: []};
   var remote = new PouchDB(args.remote, {
-    auth: {username: args.username, password: args.password}, skip_setup: true
+    auth: {username: args.username, password: args.password}, skip_setup: true,
+    fetch: function (url, opts) {
+      var path = decodeURIComponent(new URL(url).pathname);
+      var at = path.indexOf('/_local/');
+      if (at !== -1) {
+        result.local_requests.push((opts.method || 'GET') + ' ' + path.slice(at + 1));
+      }
+      return PouchDB.fetch(url, opts);
+    }
   });
-  var result = {sync: []};
   for (var i = 0; i < args.steps.length; i++) {
     var step = args.steps[i];
     if (step.op === 'put') {
@@ -50,6 +61,9 @@ async function main() {
     } else if (step.op === 'sync') {
       var info = await local.sync(remote, step.options || {});
       result.sync.push({push: info.push.docs_written, pull: info.pull.docs_written});
+    } else if (step.op === 'pull') {
+      var pulled = await local.replicate.from(remote, step.options || {});
+      result.pull.push(pulled.docs_written);
     } else if (step.op === 'dump') {
       result.dump = await dump(local);
     } else {
