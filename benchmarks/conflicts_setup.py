@@ -75,7 +75,8 @@ def make_conflicts(a: Nurse, b: Nurse, caseload: str, count: int) -> list[str]:
 
 
 def observation(nurse: Nurse, n: int) -> Doc:
-    return {"_id": f"observation:{uuid.uuid4()}", "type": "observation",
+    return {"_id": f"observation:{nurse.user}~{nurse.device}:{uuid.uuid4()}",
+            "type": "observation",
             "subject": f"patient-{n % 500:04d}", "author": nurse.user, "device": nurse.device,
             "at": AT, "clock_offset_ms": -420, "respiration_rate": 18, "spo2": 96,
             "spo2_scale": 1, "on_oxygen": False, "systolic_bp": 128, "pulse": 84,

@@ -30,7 +30,7 @@ DEVICE = "tablet-1"
 
 
 def observation(n: int) -> Doc:
-    return {"_id": f"observation:{uuid.uuid4()}", "type": "observation",
+    return {"_id": f"observation:{NURSE}~{DEVICE}:{uuid.uuid4()}", "type": "observation",
             "subject": f"patient-{n % 500:04d}", "author": NURSE, "device": DEVICE,
             "at": "2026-11-22T09:30:00.000Z", "clock_offset_ms": -420,
             "respiration_rate": 18, "spo2": 96, "spo2_scale": 1, "on_oxygen": False,

@@ -10,6 +10,8 @@ types exist, their class, who may write them, their fields.
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +75,25 @@ class Registry:
         """The record types a holder of ``roles`` may write."""
         roles = set(roles)
         return sorted(name for name, spec in self.types.items() if spec.writable_with(roles))
+
+
+# common.js ID_OWNER: a CouchDB account name (a user, or a device session "<user>~<device>").
+RECORD_OWNER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+~-]{0,199}")
+
+
+def new_record_id(registry: Registry, record_type: str, owner: str) -> str:
+    """A new record's id, made once where the record is made (a retried push can never
+    create a duplicate): ``<type>:<owner>:<uuid>`` for an append-only type, whose id names the
+    CouchDB account writing it (append_only.js refuses any other account's revision of it),
+    ``<type>:<uuid>`` for the others."""
+    spec = registry.get(record_type)
+    suffix = str(uuid.uuid4())
+    if spec.record_class != "append-only":
+        return f"{record_type}:{suffix}"
+    if not RECORD_OWNER_PATTERN.fullmatch(owner):
+        raise RegistryError(f"{owner!r} cannot own a record: not a CouchDB account name "
+                            "carecouch issues")
+    return f"{record_type}:{owner}:{suffix}"
 
 
 _ABSENT = object()

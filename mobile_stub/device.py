@@ -16,7 +16,7 @@ from typing import Any
 
 from carecouch.clock import format_utc, parse_utc, utc_now
 from carecouch.ids import split_session_name
-from carecouch.records import Registry, load_registry, stamp_changes
+from carecouch.records import Registry, load_registry, new_record_id, stamp_changes
 
 from .credentials import CredentialsProvider
 from .errors import BadRecord, DeviceOffline, DocumentNotFound
@@ -48,14 +48,18 @@ class Device:
     # -- records ----------------------------------------------------------------------------
 
     def new_record(self, database: str, record_type: str, fields: Mapping[str, Any]) -> Doc:
-        """Create a record with the carecouch id ``<type>:<uuid>`` (made once, here, so a
-        retried push can never create a duplicate)."""
+        """Create a record with its carecouch id (``new_record_id``: made once, here, so a
+        retried push can never create a duplicate; an append-only record's id names the
+        CouchDB account of this session, the only one the rules let write it)."""
         spec = self.registry.types.get(record_type)
         if spec is not None and spec.record_class == "exclusive":
             raise BadRecord(f"a {record_type} is exclusive: the bridge creates it (online: "
                             f"`carecouch-device record new {record_type} ...` on an enrolled "
                             "device), then the clinician leases and completes it")
-        doc: Doc = {**fields, "_id": f"{record_type}:{uuid.uuid4().hex}", "type": record_type}
+        record_id = new_record_id(self.registry, record_type,
+                                  self.credentials.current().username) \
+            if spec is not None else f"{record_type}:{uuid.uuid4().hex}"
+        doc: Doc = {**fields, "_id": record_id, "type": record_type}
         doc["_rev"] = self.edit(database, doc)
         return doc
 

@@ -90,12 +90,13 @@ def _choice_json(choice: FieldChoice) -> dict[str, Any]:
             "stamp": dict(choice.stamp) if choice.stamp else None}
 
 
-def resolution_id(facts: Mapping[str, Any]) -> str:
-    """``resolution:<uuid>`` from what the resolution does: the same resolution of the same
-    leaves gets the same id, so a re-run after an interruption finds its record (409) instead
-    of writing a second one."""
+def resolution_id(facts: Mapping[str, Any], resolver: Resolver) -> str:
+    """``resolution:<resolver's account>:<uuid>``, the uuid from what the resolution does:
+    the same resolution of the same leaves by the same resolver gets the same id, so a re-run
+    after an interruption finds its record (409) instead of writing a second one. A
+    resolution is append-only, so its id names the account writing it (append_only.js)."""
     digest = hashlib.sha256(canonical_json(dict(facts)).encode()).digest()
-    return f"{RESOLUTION_TYPE}:{uuid.UUID(bytes=digest[:16], version=4)}"
+    return f"{RESOLUTION_TYPE}:{resolver.account}:{uuid.UUID(bytes=digest[:16], version=4)}"
 
 
 def resolution_record(conflict: Conflict, *, method: str, kept_rev: str,
@@ -113,7 +114,7 @@ def resolution_record(conflict: Conflict, *, method: str, kept_rev: str,
              "tombstoned": sorted(tombstoned), "undoes": undoes}
     bodies, data = attachments.split(discarded)  # compaction takes attachments too
     record: Doc = {
-        "_id": resolution_id(facts), "type": RESOLUTION_TYPE, "subject": subject,
+        "_id": resolution_id(facts, resolver), "type": RESOLUTION_TYPE, "subject": subject,
         "author": resolver.user, "device": resolver.device, "at": now,
         "clock_offset_ms": resolver.clock_offset_ms, "resolves": conflict.doc_id,
         "record_class": record_class, "method": method, "kept_rev": kept_rev,

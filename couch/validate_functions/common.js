@@ -9,6 +9,11 @@ var registry = require('lib/record_types');
 
 var TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$/;
 var SESSION_SEPARATOR = '~';
+// Record ids: "<type>:<suffix>", or "<type>:<owner>:<suffix>" where the owner is the CouchDB
+// account that created the record (append-only records: see append_only.js). The owner is a
+// user name or a device session "<user>~<device>" (carecouch/ids.py), so it holds no ":".
+var ID_SUFFIX = /^[A-Za-z0-9-]{8,64}$/;
+var ID_OWNER = /^[A-Za-z0-9][A-Za-z0-9._@+~-]{0,199}$/;
 
 function refuse(code, message) {
   throw({forbidden: code + ': ' + message});
@@ -28,6 +33,19 @@ function writerOf(userCtx) {
     return {name: name, user: name.substring(0, at), device: name.substring(at + 1)};
   }
   return {name: name, user: name, device: null};
+}
+
+// {owner, suffix} of a record id of `type` (owner null for "<type>:<suffix>"), or null when
+// the id has neither form.
+function parseRecordId(id, type) {
+  var prefix = type + ':';
+  if (typeof id !== 'string' || id.indexOf(prefix) !== 0) { return null; }
+  var rest = id.substring(prefix.length);
+  var at = rest.lastIndexOf(':');
+  var owner = at === -1 ? null : rest.substring(0, at);
+  var suffix = rest.substring(at + 1);
+  if (!ID_SUFFIX.test(suffix) || (owner !== null && !ID_OWNER.test(owner))) { return null; }
+  return {owner: owner, suffix: suffix};
 }
 
 // ISO 8601 UTC ("2026-11-22T09:30:00.000Z") to milliseconds, or null. Parsed by hand so that
@@ -103,6 +121,7 @@ exports.refuse = refuse;
 exports.a = a;
 exports.hasRole = hasRole;
 exports.writerOf = writerOf;
+exports.parseRecordId = parseRecordId;
 exports.parseTime = parseTime;
 exports.isObject = isObject;
 exports.isArray = isArray;

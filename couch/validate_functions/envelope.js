@@ -8,7 +8,6 @@ var common = require('lib/validate/common');
 var refuse = common.refuse;
 
 var SUBJECT = /^[A-Za-z0-9._:-]{1,64}$/;
-var ID_SUFFIX = /^[A-Za-z0-9-]{8,64}$/;
 var ALWAYS_ALLOWED = ['_id', '_rev', '_revisions', '_attachments', '_deleted', '_conflicts',
                       '_deleted_conflicts', '_revs_info', '_local_seq'];
 
@@ -58,11 +57,14 @@ exports.check = function (ctx) {
   var recordType = registry.types[doc.type];
   ctx.recordType = recordType;
 
-  var prefix = doc.type + ':';
-  if (String(doc._id).indexOf(prefix) !== 0 ||
-      !ID_SUFFIX.test(String(doc._id).substring(prefix.length))) {
-    refuse('envelope.bad_id', 'the id of a ' + doc.type + ' must be "' + prefix +
-           '<uuid made on the device>"');
+  // Append-only ids name their owner (append_only.js); ids of the other classes never do.
+  // Append-only records stored before ids were bound have no owner: restoring or repairing
+  // one must still pass here.
+  var appendOnly = recordType['class'] === 'append-only';
+  var parsed = common.parseRecordId(doc._id, doc.type);
+  if (!parsed || (parsed.owner !== null && !appendOnly)) {
+    refuse('envelope.bad_id', 'the id of ' + common.a(doc.type) + ' must be "' + doc.type +
+           ':' + (appendOnly ? '<your account>:' : '') + '<uuid made on the device>"');
   }
 
   var name;

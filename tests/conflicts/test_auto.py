@@ -147,7 +147,8 @@ def test_auto_merge_is_the_same_on_two_servers(
     assert {o["resolution"] for o in done["outcomes"]} == {done["outcomes"][0]["resolution"]}
     records = [admin.db(caseload_db(cid)).get(done["outcomes"][0]["resolution"]) for cid in ids]
     assert records[0]["discarded"] == records[1]["discarded"]
-    assert uuid.UUID(records[0]["_id"].split(":", 1)[1])
+    owner, suffix = records[0]["_id"].split(":", 1)[1].rsplit(":", 1)
+    assert owner == "admin" and uuid.UUID(suffix)  # the resolver's account owns it
 
 
 def test_a_record_that_changes_between_reading_and_writing_is_left_alone(

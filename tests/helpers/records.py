@@ -7,6 +7,7 @@ and the revision's full history, exactly as CouchDB's replication protocol does.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -14,6 +15,8 @@ from typing import Any
 
 from carecouch.couch import Database, Doc
 from carecouch.errors import CouchError, error_for_status
+from carecouch.ids import session_name
+from carecouch.records import Registry, load_registry, new_record_id
 
 Write = Callable[[Database, Doc, "Doc | None"], str]
 
@@ -26,12 +29,24 @@ def now(offset_minutes: float = 0) -> str:
     return iso(datetime.now(UTC) + timedelta(minutes=offset_minutes))
 
 
-def new_id(record_type: str) -> str:
-    return f"{record_type}:{uuid.uuid4()}"
+@functools.cache
+def _registry() -> Registry:
+    return load_registry()
+
+
+def new_id(record_type: str, owner: str) -> str:
+    """The id a device makes (append-only ids name the account writing them); a type the
+    registry does not know (a test of refusals) gets ``<type>:<uuid>``."""
+    if record_type not in _registry().types:
+        return f"{record_type}:{uuid.uuid4()}"
+    return new_record_id(_registry(), record_type, owner)
 
 
 def envelope(record_type: str, author: str, device: str, /, **fields: Any) -> Doc:
-    doc: Doc = {"_id": new_id(record_type), "type": record_type, "subject": "patient-001",
+    """A record by ``author`` on ``device``, as that clinician's device session
+    (``<author>~<device>``, the account the rules read) makes it."""
+    owner = session_name(author, device)
+    doc: Doc = {"_id": new_id(record_type, owner), "type": record_type, "subject": "patient-001",
                 "author": author, "device": device, "at": now(), "clock_offset_ms": -420}
     doc.update(fields)  # fields may override the envelope (tests of forged authorship)
     return doc
