@@ -15,7 +15,17 @@ from flask import Flask
 
 from carecouch.errors import ConfigError, CouchUnauthorized, CouchUnreachable
 
-from . import break_glass, credentials, devices, errors, leases, openapi, policy_api, services
+from . import (
+    break_glass,
+    credentials,
+    devices,
+    errors,
+    failures,
+    leases,
+    openapi,
+    policy_api,
+    services,
+)
 from .inputs import MAX_BODY
 from .settings import DEFAULTS, from_environment
 
@@ -30,12 +40,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config or {})
     errors.init_app(app)
     try:
-        services.init_app(app)
+        built = services.init_app(app)
     except CouchUnreachable as exc:
         raise ConfigError(f"cannot start: {exc.reason}") from exc
     except CouchUnauthorized as exc:
         raise ConfigError("cannot start: CouchDB refused COUCHDB_USER / COUCHDB_PASSWORD "
                           f"({exc.reason})") from exc
+    failures.init_app(app, built.settings.trusted_proxies)
     for module in (devices, credentials, break_glass, leases, policy_api, openapi):
         app.register_blueprint(module.blueprint)
     return app

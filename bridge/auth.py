@@ -9,6 +9,7 @@ from carecouch.ids import InvalidName, check_user_id
 from carecouch.policy import Grant, Policy
 
 from .errors import ApiError
+from .failures import AuthFailure, check
 from .idp import BadToken, Identity
 from .services import services
 
@@ -17,22 +18,24 @@ BEARER = "bearer "
 
 def require_user() -> Identity:
     """The caller, from ``Authorization: Bearer <JWT>``; 401 otherwise. Also spends one token
-    of the user's rate limit and refuses tokens issued before the user was revoked."""
+    of the user's rate limit and refuses tokens issued before the user was revoked. An
+    address that has failed too often is refused first, before any token is verified."""
+    check()
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith(BEARER) or not header[len(BEARER):].strip():
-        raise ApiError(401, "auth.missing_token", "send Authorization: Bearer <token from "
-                       "the identity provider>", headers={"WWW-Authenticate": "Bearer"})
+        raise AuthFailure(401, "auth.missing_token", "send Authorization: Bearer <token from "
+                          "the identity provider>", headers={"WWW-Authenticate": "Bearer"})
     s = services()
     try:
         identity = s.identity.verify(header[len(BEARER):].strip())
     except BadToken as exc:
-        raise ApiError(401, "auth.bad_token", str(exc),
-                       headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+        raise AuthFailure(401, "auth.bad_token", str(exc),
+                          headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
     try:
         check_user_id(identity.user)
     except InvalidName as exc:
-        raise ApiError(403, "auth.bad_user", f"the identity provider's user name cannot be "
-                       f"used for CouchDB credentials: {exc}") from exc
+        raise AuthFailure(403, "auth.bad_user", f"the identity provider's user name cannot be "
+                          f"used for CouchDB credentials: {exc}") from exc
     s.limiter.take(f"user:{identity.user}")
     refuse_if_revoked(identity)
     return identity
@@ -42,8 +45,8 @@ def refuse_if_revoked(identity: Identity) -> None:
     """401 when the user was revoked after the identity provider issued this token."""
     revoked_at = services().devices.user_revoked_at(identity.user)
     if revoked_at is not None and identity.issued_at <= _epoch(revoked_at):
-        raise ApiError(401, "auth.revoked", f"{identity.user}'s access was revoked at "
-                       f"{revoked_at}; sign in to the identity provider again")
+        raise AuthFailure(401, "auth.revoked", f"{identity.user}'s access was revoked at "
+                          f"{revoked_at}; sign in to the identity provider again")
 
 
 def _epoch(iso: str) -> float:

@@ -34,6 +34,7 @@ from carecouch.signing import (
 from . import inputs
 from .auth import policy_and_grant, require_grant, require_user
 from .errors import ApiError
+from .failures import AuthFailure, check
 from .services import services
 
 blueprint = Blueprint("devices", __name__)
@@ -44,19 +45,19 @@ def _headers() -> tuple[str, int, str, str]:
     values = [request.headers.get(h, "") for h in (HEADER_DEVICE, HEADER_TIMESTAMP,
                                                     HEADER_NONCE, HEADER_SIGNATURE)]
     if not all(values):
-        raise ApiError(401, "device.signature_required", "this request must be signed by an "
-                       f"enrolled device ({HEADER_DEVICE}, {HEADER_TIMESTAMP}, {HEADER_NONCE}, "
-                       f"{HEADER_SIGNATURE})")
+        raise AuthFailure(401, "device.signature_required", "this request must be signed by an "
+                          f"enrolled device ({HEADER_DEVICE}, {HEADER_TIMESTAMP}, {HEADER_NONCE}, "
+                          f"{HEADER_SIGNATURE})")
     device, stamp, nonce, signature = values
     try:
         check_device_id(device)
     except InvalidName as exc:
-        raise ApiError(401, "device.bad_signature", str(exc)) from exc
+        raise AuthFailure(401, "device.bad_signature", str(exc)) from exc
     if not stamp.isdigit() or len(stamp) > 12:
-        raise ApiError(401, "device.bad_signature", f"{HEADER_TIMESTAMP} must be Unix seconds")
+        raise AuthFailure(401, "device.bad_signature", f"{HEADER_TIMESTAMP} must be Unix seconds")
     if not NONCE.fullmatch(nonce):
-        raise ApiError(401, "device.bad_signature", f"{HEADER_NONCE} must be 16-128 "
-                       "base64url characters")
+        raise AuthFailure(401, "device.bad_signature", f"{HEADER_NONCE} must be 16-128 "
+                          "base64url characters")
     return device, int(stamp), nonce, signature
 
 
@@ -65,45 +66,47 @@ def _verify(public: Ed25519PublicKey, device: str, stamp: int, nonce: str,
     skew = services().settings.clock_skew
     now = time.time()
     if abs(now - stamp) > skew:
-        raise ApiError(401, "device.stale_timestamp", f"the request's timestamp is "
-                       f"{int(now - stamp)} s off the bridge's clock (at most {skew} s "
-                       "allowed); check the device clock", {"server_time": int(now)})
+        raise AuthFailure(401, "device.stale_timestamp", f"the request's timestamp is "
+                          f"{int(now - stamp)} s off the bridge's clock (at most {skew} s "
+                          "allowed); check the device clock", {"server_time": int(now)})
     message = canonical_request(request.method, request.path,
                                 request.query_string.decode("latin-1"),
                                 request.get_data(cache=True), device, stamp, nonce)
     try:
         verify_raw(public, signature, message)
     except BadSignature as exc:
-        raise ApiError(401, "device.bad_signature", f"device signature refused ({exc})") from exc
+        raise AuthFailure(401, "device.bad_signature", f"device signature refused ({exc})") from exc
 
 
 def _claim_nonce(device: str, nonce: str, stamp: int) -> None:
     if not services().nonces.claim(device, nonce, stamp):
-        raise ApiError(401, "device.replayed", "this nonce was used before: a replayed "
-                       "request is refused; sign every request with a fresh nonce")
+        raise AuthFailure(401, "device.replayed", "this nonce was used before: a replayed "
+                          "request is refused; sign every request with a fresh nonce")
 
 
 def active_device(device_id: str) -> Device:
     """The enrolled device as the registry holds it now; 401 unknown, 403 revoked."""
     device = services().devices.get(device_id)
     if device is None:
-        raise ApiError(401, "device.unknown", f"device {device_id} is not enrolled")
+        raise AuthFailure(401, "device.unknown", f"device {device_id} is not enrolled")
     if device.status != "active":
-        raise ApiError(403, "device.revoked", f"device {device_id} was revoked; enrol it "
-                       "again under a new id")
+        raise AuthFailure(403, "device.revoked", f"device {device_id} was revoked; enrol it "
+                          "again under a new id")
     return device
 
 
 def require_device() -> Device:
-    """The enrolled, active device that signed this request."""
+    """The enrolled, active device that signed this request. An address that has failed
+    too often is refused before the registry is read or any signature checked."""
+    check()
     device_id, stamp, nonce, signature = _headers()
     s = services()
     device = active_device(device_id)
     try:
         public = public_key_from_b64(device.public_key)
     except ValueError as exc:  # a registry document damaged by hand
-        raise ApiError(403, "device.revoked", f"device {device_id}'s enrolled key is "
-                       "unusable; enrol it again under a new id") from exc
+        raise AuthFailure(403, "device.revoked", f"device {device_id}'s enrolled key is "
+                          "unusable; enrol it again under a new id") from exc
     _verify(public, device_id, stamp, nonce, signature)
     s.limiter.take(f"device:{device_id}")
     _claim_nonce(device_id, nonce, stamp)

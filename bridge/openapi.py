@@ -16,7 +16,7 @@ from carecouch import __version__
 
 from .break_glass import MIN_JUSTIFICATION
 from .leases import RECORD_ID, SUBJECT
-from .openapi_schemas import CASELOAD_ID, DEVICE_ID, SCHEMAS, USER_ID, ref
+from .openapi_schemas import CASELOAD_ID, DEVICE_ID, RETRY_AFTER, SCHEMAS, USER_ID, ref
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -26,7 +26,8 @@ _SIGNED: list[dict[str, list[str]]] = [
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 _JSON = "application/json"
 # What can go wrong where (docs/bridge.md lists the codes): every call that reads an identity
-# token can meet 401, 403 (a user name CouchDB cannot take) and 429; everything that reaches
+# token can meet 401, 403 (a user name CouchDB cannot take) and 429 (the caller's rate limit,
+# or its address's failure budget: bridge/failures.py); everything that reaches
 # CouchDB 502/503 (CouchDB or the audit trail unavailable); bodies can be bad or too large.
 _BEARER_ERRORS = (401, 403, 404, 429, 502, 503)
 _SIGNED_ERRORS = (400, 401, 403, 404, 409, 413, 422, 429, 502, 503)
@@ -43,7 +44,8 @@ def _answers(ok: dict[int, str], *errors: int) -> dict[str, Any]:
     out: dict[str, Any] = {str(status): {"description": schema, "content": {
         _JSON: {"schema": ref(schema)}}} for status, schema in ok.items()}
     for status in errors:
-        out[str(status)] = {"$ref": "#/components/responses/Error"}
+        name = "RateLimited" if status == 429 else "Error"
+        out[str(status)] = {"$ref": f"#/components/responses/{name}"}
     return out
 
 
@@ -132,9 +134,14 @@ DOCUMENT: dict[str, Any] = {
             "nonce": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Nonce"},
             "signature": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Signature"}},
         "schemas": SCHEMAS,
-        "responses": {"Error": {
-            "description": "every error has this shape; `error` is a stable code",
-            "content": {_JSON: {"schema": ref("Error")}}}},
+        "responses": {
+            "Error": {"description": "every error has this shape; `error` is a stable code",
+                      "content": {_JSON: {"schema": ref("Error")}}},
+            "RateLimited": {
+                "description": "too many requests for this user or device, or too many failed "
+                               "ones from this address: wait `Retry-After` seconds",
+                "headers": {"Retry-After": {"required": True, "schema": RETRY_AFTER}},
+                "content": {_JSON: {"schema": ref("RateLimited")}}}},
     },
 }
 

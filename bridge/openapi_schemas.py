@@ -21,6 +21,7 @@ _TEXT = {"type": "string"}
 _TEXTS = {"type": "array", "items": _TEXT}
 _TIME = {"type": "string", "format": "date-time"}
 _MAYBE_TEXT = {"type": ["string", "null"]}
+RETRY_AFTER = {"type": "integer", "minimum": 1}  # seconds, as in the Retry-After header
 _JWS = {"type": "string", "pattern": "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$"}
 
 
@@ -46,6 +47,8 @@ _LEASE = _object({"holder": _TEXT, "device": _TEXT, "granted_at": _TIME, "expire
 
 SCHEMAS: dict[str, Any] = {
     "Error": _object({"error": _TEXT, "message": _TEXT, "details": {"type": "object"}}),
+    "RateLimited": _object({"error": {"const": "rate_limited"}, "message": _TEXT,
+                            "details": _object({"retry_after": RETRY_AFTER})}),
     "Health": _object({"status": {"enum": ["ok", "unavailable"]}, "policy_version": _TEXT,
                        "policy_error": _MAYBE_TEXT}, {"couchdb": _TEXT}),
     "Keys": _object({"keys": {"type": "array", "minItems": 1, "items": _object({

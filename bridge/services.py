@@ -3,7 +3,8 @@
 Hung on ``app.extensions["carecouch"]``: settings, CouchDB clients (the server admin for
 ``_users``, the registry, nonces and the audit trail; the bridge's own CouchDB user for caseload
 databases), the policy (reloaded when its file changes), the signing key, the identity
-verifier, the rate limiter and the reaper.
+verifier, the rate limiters (per user and device; failures per address) and the reaper.
+Tests may set ``RATE_LIMIT_CLOCK`` (monotonic seconds) to refill buckets without sleeping.
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ class Services:
     signer: Signer
     identity: IdentityVerifier
     limiter: RateLimiter
+    failures: RateLimiter  # failed authentications per client address (bridge/failures.py)
     devices: DeviceRegistry = field(init=False)
     nonces: NonceStore = field(init=False)
     credentials: CredentialStore = field(init=False)
@@ -134,6 +136,7 @@ def init_app(app: Flask) -> Services:
     records = load_registry()
     policy = PolicyStore(settings.policy_file, records)  # before any connection is opened
     s = settings.couch
+    clock = app.config.get("RATE_LIMIT_CLOCK") or time.monotonic
     built = Services(
         settings=settings, admin=CouchClient(s.url, s.user, s.password),
         couch=CouchClient(s.url, settings.bridge_user, settings.bridge_password, retries=1),
@@ -142,7 +145,9 @@ def init_app(app: Flask) -> Services:
         identity=IdentityVerifier(settings.idp_keys, settings.idp_issuer,
                                   settings.idp_audience, settings.user_claim,
                                   settings.groups_claim),
-        limiter=RateLimiter(settings.rate_count, settings.rate_seconds))
+        limiter=RateLimiter(settings.rate_count, settings.rate_seconds, clock=clock),
+        failures=RateLimiter(settings.failure_count, settings.failure_seconds,
+                             what="failed requests", clock=clock))
     try:
         _prepare_couchdb(built)
     except BaseException:

@@ -31,6 +31,10 @@ DEFAULTS: dict[str, str] = {
     "CARECOUCH_BRIDGE_IDP_USER_CLAIM": "sub",
     "CARECOUCH_BRIDGE_IDP_GROUPS_CLAIM": "groups",
     "CARECOUCH_BRIDGE_RATE_LIMIT": "60/60",
+    # A burst every tablet behind one hospital NAT can spend at once (an expired token each,
+    # a retry), then one failure a second: an attacker's steady cost is one a second.
+    "CARECOUCH_BRIDGE_FAILURE_LIMIT": "600/600",
+    "CARECOUCH_BRIDGE_TRUSTED_PROXIES": "0",
     "CARECOUCH_BRIDGE_CLOCK_SKEW": "300",
     "CARECOUCH_BRIDGE_REAP_INTERVAL": "60",
 }
@@ -59,6 +63,9 @@ class BridgeSettings:
     groups_claim: str
     rate_count: int
     rate_seconds: int
+    failure_count: int
+    failure_seconds: int
+    trusted_proxies: int
     clock_skew: int
     reap_interval: float
 
@@ -71,10 +78,9 @@ class BridgeSettings:
         signing = get.secret("CARECOUCH_BRIDGE_SIGNING_KEY", "the bridge's Ed25519 signing key")
         keys_file = get.required("CARECOUCH_BRIDGE_IDP_KEYS_FILE",
                                  "the identity provider's public keys (PEM or JWKS)")
-        rate = _RATE.match(get.text("CARECOUCH_BRIDGE_RATE_LIMIT"))
-        if not rate or int(rate.group(1)) < 1 or int(rate.group(2)) < 1:
-            raise ConfigError("CARECOUCH_BRIDGE_RATE_LIMIT must be <requests>/<seconds>, "
-                              "e.g. 60/60")
+        rate = get.rate("CARECOUCH_BRIDGE_RATE_LIMIT", "<requests>/<seconds>, e.g. 60/60")
+        failures = get.rate("CARECOUCH_BRIDGE_FAILURE_LIMIT",
+                            "<failures>/<seconds>, e.g. 600/600")
         return cls(
             couch=couch,
             public_couchdb_url=(get.text("CARECOUCH_BRIDGE_PUBLIC_COUCHDB_URL")
@@ -92,7 +98,10 @@ class BridgeSettings:
                                       "bridge tokens for"),
             user_claim=get.text("CARECOUCH_BRIDGE_IDP_USER_CLAIM"),
             groups_claim=get.text("CARECOUCH_BRIDGE_IDP_GROUPS_CLAIM"),
-            rate_count=int(rate.group(1)), rate_seconds=int(rate.group(2)),
+            rate_count=rate[0], rate_seconds=rate[1],
+            failure_count=failures[0], failure_seconds=failures[1],
+            trusted_proxies=get.number("CARECOUCH_BRIDGE_TRUSTED_PROXIES", 0, 10,
+                                       "proxy hops"),
             clock_skew=get.number("CARECOUCH_BRIDGE_CLOCK_SKEW", 5, 3600),
             reap_interval=get.number("CARECOUCH_BRIDGE_REAP_INTERVAL", 0, 86400))
 
@@ -136,8 +145,15 @@ class _Getter:
             raise ConfigError(f"{name}_FILE: {path} is empty")
         return data
 
-    def number(self, name: str, low: int, high: int) -> int:
+    def number(self, name: str, low: int, high: int, unit: str = "seconds") -> int:
         raw = self.text(name)
         if not raw.isdigit() or not low <= int(raw) <= high:
-            raise ConfigError(f"{name} must be a whole number of seconds from {low} to {high}")
+            raise ConfigError(f"{name} must be a whole number of {unit} from {low} to {high}")
         return int(raw)
+
+    def rate(self, name: str, form: str) -> tuple[int, int]:
+        """``<count>/<seconds>``, both at least 1."""
+        match = _RATE.match(self.text(name))
+        if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+            raise ConfigError(f"{name} must be {form}")
+        return int(match.group(1)), int(match.group(2))

@@ -63,6 +63,10 @@ SETTINGS: dict[str, str] = {
                                            "COUCHDB_URL)",
     "CARECOUCH_BRIDGE_RATE_LIMIT": "bridge: requests/seconds per user and per device, per "
                                    "instance (default 60/60)",
+    "CARECOUCH_BRIDGE_FAILURE_LIMIT": "bridge: failed authentications/seconds per client "
+                                      "address, per instance (default 600/600)",
+    "CARECOUCH_BRIDGE_TRUSTED_PROXIES": "bridge: how many proxies in front of it append "
+                                        "X-Forwarded-For (default 0: the header is ignored)",
     "CARECOUCH_BRIDGE_CLOCK_SKEW": "bridge: seconds a signed request's timestamp may be off "
                                    "(default 300)",
     "CARECOUCH_BRIDGE_REAP_INTERVAL": "bridge: seconds between reaper passes; 0 disables "

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from carecouch.config import IMAGE_ONLY_VARIABLES, SETTINGS
+from carecouch.config import IMAGE_ONLY_VARIABLES, SETTINGS, parse_env_file
 
 ROOT = Path(__file__).resolve().parent.parent
 NODES = ["couchdb-1", "couchdb-2", "couchdb-3"]
@@ -154,6 +154,16 @@ def test_bridge_gets_every_setting_it_requires_and_its_secrets_from_files(
     for name in ("CARECOUCH_BRIDGE_POLICY", "CARECOUCH_BRIDGE_IDP_KEYS_FILE"):
         assert bridge["environment"][name].startswith("/etc/carecouch/")
     assert (ROOT / "deploy/bridge/policy.yaml").is_file()
+
+
+def test_the_production_bridge_finds_clients_behind_its_one_proxy(
+        compose: dict[str, Any]) -> None:
+    # Only the TLS proxy on the host reaches the loopback-only port, so exactly one hop is
+    # trusted: with none, every device would share the proxy's address (and one attacker
+    # would spend the failure budget for all); with more, a client could forge its address.
+    assert compose["services"]["bridge"]["ports"] == ["127.0.0.1:8765:8765"]
+    values = parse_env_file(ROOT / "deploy/production.env.example")
+    assert values["CARECOUCH_BRIDGE_TRUSTED_PROXIES"] == "1"
 
 
 def test_the_shipped_production_policy_is_valid() -> None:

@@ -179,6 +179,9 @@ def bridge_config(server: Any, env: BridgeEnv, policy_file: Path,
         "CARECOUCH_BRIDGE_COUCHDB_USER": env.couch_user,
         "CARECOUCH_BRIDGE_COUCHDB_PASSWORD": env.couch_password,
         "CARECOUCH_BRIDGE_RATE_LIMIT": "10000/60",
+        # Every test sends from 127.0.0.1, and many fail on purpose: tests of the failure
+        # budget set their own (tests/bridge/test_failures.py).
+        "CARECOUCH_BRIDGE_FAILURE_LIMIT": "100000/60",
         "CARECOUCH_BRIDGE_REAP_INTERVAL": "0",
     }
     config.update(overrides)

@@ -20,6 +20,7 @@ from schemathesis import GenerationMode
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -53,8 +54,9 @@ def _send(base: str, case: Any, headers: dict[str, str],
         return None  # a header value no HTTP client can send (e.g. "Bearer "): not a request
 
 
+# Headers too: a 429 must carry the Retry-After its answer in the document requires.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+          response_schema_conformance, response_headers_conformance]
 
 
 def _check(case: Any, response: httpx.Response | None) -> None:

@@ -66,6 +66,22 @@ def test_an_unusable_file_refuses_to_start(server: Any, bridge_env: BridgeEnv,
     assert message in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(("setting", "value", "message"), [
+    ("CARECOUCH_BRIDGE_FAILURE_LIMIT", "600", "CARECOUCH_BRIDGE_FAILURE_LIMIT must be "
+     "<failures>/<seconds>, e.g. 600/600"),
+    ("CARECOUCH_BRIDGE_FAILURE_LIMIT", "0/60", "CARECOUCH_BRIDGE_FAILURE_LIMIT must be"),
+    ("CARECOUCH_BRIDGE_TRUSTED_PROXIES", "-1", "CARECOUCH_BRIDGE_TRUSTED_PROXIES must be a "
+     "whole number of proxy hops from 0 to 10"),
+    ("CARECOUCH_BRIDGE_TRUSTED_PROXIES", "yes", "CARECOUCH_BRIDGE_TRUSTED_PROXIES must be"),
+])
+def test_a_bad_limit_or_proxy_count_refuses_to_start(server: Any, bridge_env: BridgeEnv,
+                                                     policy_file: Path, setting: str,
+                                                     value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        create_app(bridge_config(server, bridge_env, policy_file, **{setting: value}))
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
 @pytest.mark.parametrize("name", ["someone~tablet-1", "org.couchdb.user:x"])
 def test_a_bridge_user_name_couchdb_cannot_keep_apart_is_refused(
         server: Any, bridge_env: BridgeEnv, policy_file: Path, name: str) -> None:
