@@ -82,8 +82,11 @@ function main() {
     fixes.installAfter(app, pouchApp);
 
     var ThisPouchDB = PouchDB.defaults({prefix: dataDir + path.sep});
-    fixes.installOnPouch(pouchApp, ThisPouchDB);
+    var context = {dataDir: dataDir};
+    fixes.installOnPouch(pouchApp, ThisPouchDB, context);
     return pouchApp.setPouchDB(ThisPouchDB).then(function () {
+      return fixes.prepare(pouchApp, ThisPouchDB, context);
+    }).then(function () {
       listen(app, args.port, dataDir, statePath);
     });
   }).catch(function (err) {

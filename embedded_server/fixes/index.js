@@ -9,7 +9,10 @@
 //                                       routes that run once express-pouchdb has authenticated
 //                                       the request (req.couchSession is set) and before any
 //                                       express-pouchdb route: authorization and route overrides
-//   installOnPouch(pouchApp, PouchDB)   plugins and database wrappers
+//   installOnPouch(pouchApp, PouchDB, context)
+//                                       plugins and database wrappers; context is {dataDir}
+//   prepare(pouchApp, PouchDB, context) work that must be done before the server listens
+//                                       (resolves when done)
 //   installAfter(app, pouchApp)         express middleware behind express-pouchdb (error handlers)
 'use strict';
 
@@ -19,6 +22,7 @@ var FIXES = [
   require('./last-resort'),          // no request can kill the server
   require('./authorization'),        // CouchDB's 401/403 model, _all_dbs, _users (defects 3, 4)
   require('./session-logout'),       // DELETE /_session really ends a cookie session
+  require('./security-store'),       // _security out of reach of the document API (attack 3)
   require('./default-security'),     // new databases are admin-only; _security routes (defect 4)
   require('./validation'),           // validate_doc_update as CouchDB runs it (defects 1, 2)
   require('./bulk-docs'),            // CouchDB's _bulk_docs answer (errors of new_edits=false)
@@ -44,10 +48,19 @@ exports.installBefore = function (app, pouchApp) {
 };
 
 // Plugins and database wrappers, registered before the PouchDB constructor is handed over.
-exports.installOnPouch = function (pouchApp, PouchDB) {
+exports.installOnPouch = function (pouchApp, PouchDB, context) {
   FIXES.forEach(function (fix) {
-    if (fix.installOnPouch) { fix.installOnPouch(pouchApp, PouchDB); }
+    if (fix.installOnPouch) { fix.installOnPouch(pouchApp, PouchDB, context); }
   });
+};
+
+// Once express-pouchdb has its PouchDB, before the first request is served.
+exports.prepare = function (pouchApp, PouchDB, context) {
+  return FIXES.reduce(function (previous, fix) {
+    return previous.then(function () {
+      return fix.prepare ? fix.prepare(pouchApp, PouchDB, context) : null;
+    });
+  }, Promise.resolve());
 };
 
 // Express middleware behind express-pouchdb (last-resort error handlers).
