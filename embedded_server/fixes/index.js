@@ -25,8 +25,10 @@ var FIXES = [
   require('./security-store'),       // _security out of reach of the document API (attack 3)
   require('./default-security'),     // new databases are admin-only; _security routes (defect 4)
   require('./validation'),           // validate_doc_update as CouchDB runs it (defects 1, 2)
+  require('./attachments'),          // max_attachment_size; no per-byte JSON of data (attack 5)
   require('./bulk-docs'),            // CouchDB's _bulk_docs answer (errors of new_edits=false)
   require('./error-reasons'),        // CouchDB's conflict and deleted-document reasons
+  require('./selectors'),            // $regex and deep selectors cannot freeze it (attack 5)
   require('./changes-filters'),      // _selector, _doc_ids, _design, design filters (defect 5)
   require('./bulk-get'),             // CouchDB's _bulk_get (every leaf, errors, latest)
   require('./revs-diff'),            // possible_ancestors; compacted revisions are not missing

@@ -157,6 +157,17 @@ function openDb(req, pouchApp, name) {
   });
 }
 
+// Bytes of attachment data as PouchDB holds it: a Buffer, or base64 text (from JSON).
+function dataLength(data) {
+  if (Buffer.isBuffer(data) || data instanceof Uint8Array) {
+    return data.length;
+  }
+  if (typeof data === 'string') {
+    return Buffer.byteLength(data, 'base64');
+  }
+  return data && typeof data.size === 'number' ? data.size : 0;
+}
+
 // --- revision trees (pouchdb-merge's format: [{pos, ids: [id, opts, children]}]) -----------
 
 function getRevTree(db, id) {
@@ -243,6 +254,7 @@ module.exports = {
   pathParts: pathParts,
   rawQuery: rawQuery,
   openDb: openDb,
+  dataLength: dataLength,
   getRevTree: getRevTree,
   treeNodes: treeNodes,
   sortedLeaves: sortedLeaves,

@@ -145,19 +145,9 @@ function attachmentStub(att, revpos) {
   if (att.stub && typeof att.digest === 'string') {
     stub.digest = att.digest;
   }
-  stub.length = att.stub || att.follows ? att.length : dataLength(att.data);
+  stub.length = att.stub || att.follows ? att.length : util.dataLength(att.data);
   stub.stub = true;
   return stub;
-}
-
-function dataLength(data) {
-  if (Buffer.isBuffer(data) || data instanceof Uint8Array) {
-    return data.length;
-  }
-  if (typeof data === 'string') {
-    return Buffer.byteLength(data, 'base64');
-  }
-  return data && typeof data.size === 'number' ? data.size : 0;
 }
 
 // The document as validate_doc_update sees it: a copy with attachment stubs and, when known,

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from carecouch.couch import CouchClient, Database
-from tests.conformance.support import call, put_validator, reason_json
+from tests.conformance.support import call, call_raw, put_validator, reason_json
 from tests.helpers.fixtures import User
 
 ROLE = "caseload:routes"
@@ -84,16 +84,6 @@ def multipart(boundary: str, parts: list[tuple[dict[str, str], bytes]]) -> bytes
     return out + f"--{boundary}--\r\n".encode()
 
 
-def raw(client: CouchClient, method: str, path: str, *, params: dict[str, str] | None = None,
-        content: bytes = b"", headers: dict[str, str] | None = None) -> tuple[int, Any]:
-    response = client.request(method, path, params=params, content=content, headers=headers,
-                              idempotent=False, ok=range(400, 600))
-    try:
-        return response.status_code, response.json()
-    except ValueError:
-        return response.status_code, None
-
-
 # Each route: (ward, writer's client, record id, its rev) -> (status, answer body).
 Route = Callable[[Ward, CouchClient, str, str], tuple[int, Any]]
 
@@ -140,7 +130,7 @@ def put_replicated(w: Ward, c: CouchClient, doc_id: str, rev: str) -> tuple[int,
 
 
 def put_attachment(w: Ward, c: CouchClient, doc_id: str, rev: str) -> tuple[int, Any]:
-    return raw(c, "PUT", f"{w.db.path}/{doc_id}/photo.bin", params={"rev": rev},
+    return call_raw(c, "PUT", f"{w.db.path}/{doc_id}/photo.bin", params={"rev": rev},
                content=b"\x00\x01 not a photo", headers={"Content-Type": "image/png"})
 
 
@@ -156,7 +146,7 @@ def put_multipart_related(w: Ward, c: CouchClient, doc_id: str, rev: str) -> tup
         ({"Content-Type": "application/json"}, json.dumps(doc).encode()),
         ({"Content-Disposition": 'attachment; filename="extra.txt"',
           "Content-Type": "text/plain"}, b"extra")])
-    return raw(c, "PUT", f"{w.db.path}/{doc_id}", content=body,
+    return call_raw(c, "PUT", f"{w.db.path}/{doc_id}", content=body,
                headers={"Content-Type": 'multipart/related; boundary="carecouch"'})
 
 
@@ -165,13 +155,13 @@ def post_form(w: Ward, c: CouchClient, doc_id: str, rev: str) -> tuple[int, Any]
         ({"Content-Disposition": 'form-data; name="_rev"'}, rev.encode()),
         ({"Content-Disposition": 'form-data; name="_attachments"; filename="form.txt"',
           "Content-Type": "text/plain"}, b"from a form")])
-    return raw(c, "POST", f"{w.db.path}/{doc_id}", content=body,
+    return call_raw(c, "POST", f"{w.db.path}/{doc_id}", content=body,
                headers={"Content-Type": "multipart/form-data; boundary=carecouch",
                         "Referer": c.url})
 
 
 def update_handler(w: Ward, c: CouchClient, doc_id: str, rev: str) -> tuple[int, Any]:
-    return raw(c, "PUT", f"{w.db.path}/_design/app/_update/touch/{doc_id}")
+    return call_raw(c, "PUT", f"{w.db.path}/_design/app/_update/touch/{doc_id}")
 
 
 ROUTES: dict[str, Route] = {
@@ -245,7 +235,7 @@ def test_member_cannot_change_design_document_attachments(ward: Ward, method: st
         "PUT", f"{ward.db.path}/_design/app/asset.js", params={"rev": ddoc["_rev"]},
         content=b"// admin's", headers={"Content-Type": "application/javascript"},
     ).json()["rev"])
-    status, body = raw(ward.other.client, method, f"{ward.db.path}/_design/app/asset.js",
+    status, body = call_raw(ward.other.client, method, f"{ward.db.path}/_design/app/asset.js",
                        params={"rev": rev}, content=b"// hostile",
                        headers={"Content-Type": "application/javascript"})
     assert (status, body) == (403, NOT_DB_ADMIN)
