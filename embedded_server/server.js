@@ -85,8 +85,10 @@ function main() {
     app.use(pouchApp);
     fixes.installAfter(app, pouchApp);
 
-    var ThisPouchDB = PouchDB.defaults({prefix: dataDir + path.sep});
     var context = {dataDir: dataDir};
+    var options = fixes.pouchOptions(context);
+    options.prefix = dataDir + path.sep;
+    var ThisPouchDB = PouchDB.defaults(options);
     fixes.installOnPouch(pouchApp, ThisPouchDB, context);
     return pouchApp.setPouchDB(ThisPouchDB).then(function () {
       return fixes.prepare(pouchApp, ThisPouchDB, context);

@@ -9,6 +9,7 @@
 //                                       routes that run once express-pouchdb has authenticated
 //                                       the request (req.couchSession is set) and before any
 //                                       express-pouchdb route: authorization and route overrides
+//   pouchOptions(context)               options for the server's PouchDB constructor (defaults)
 //   installOnPouch(pouchApp, PouchDB, context)
 //                                       plugins and database wrappers; context is {dataDir}
 //   prepare(pouchApp, PouchDB, context) work that must be done before the server listens
@@ -32,7 +33,8 @@ var FIXES = [
   require('./changes-filters'),      // _selector, _doc_ids, _design, design filters (defect 5)
   require('./bulk-get'),             // CouchDB's _bulk_get (every leaf, errors, latest)
   require('./revs-diff'),            // possible_ancestors; compacted revisions are not missing
-  require('./doc-revisions')         // document reads: deleted, deleted_conflicts, latest
+  require('./doc-revisions'),        // document reads: deleted, deleted_conflicts, latest
+  require('./local-docs')            // GET/POST _local_docs
 ];
 
 // express-pouchdb parts replaced wholesale by a fix (see express-pouchdb/lib/index.js).
@@ -47,6 +49,16 @@ exports.installBefore = function (app, pouchApp) {
     if (fix.installBefore) { fix.installBefore(app, pouchApp); }
   });
   installAfterAuthentication(pouchApp);
+};
+
+// Options every database of the server is opened with (PouchDB.defaults).
+exports.pouchOptions = function (context) {
+  var options = {};
+  FIXES.forEach(function (fix) {
+    var extra = fix.pouchOptions ? fix.pouchOptions(context) : {};
+    Object.keys(extra).forEach(function (key) { options[key] = extra[key]; });
+  });
+  return options;
 };
 
 // Plugins and database wrappers, registered before the PouchDB constructor is handed over.

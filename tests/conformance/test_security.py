@@ -73,6 +73,8 @@ READS: list[tuple[str, str, Any]] = [
     ("GET", "/_design/app/_view/all", None),
     ("GET", "/_security", None),
     ("GET", "/_local/cp", None),
+    ("GET", "/_local_docs", None),
+    ("POST", "/_local_docs", {"keys": ["_local/cp"]}),
 ]
 
 WRITES: list[tuple[str, str, Any]] = [
