@@ -160,7 +160,7 @@ def test_attachment_limit_is_the_one_production_couchdb_is_given(node: Node) -> 
 
 
 def test_a_large_attachment_costs_little_memory(node: Node) -> None:
-    # Was: a 15 MB attachment was turned into JSON as one number per byte (about 0.7 GB peak
+    # Was: a 15 MB attachment was turned into JSON as one number per byte (about 0.6 GB peak
     # for 15 MB, 2.6 GB for 50 MB); now the server stays within a few times the data.
     client = node.start()
     client.db("photos").create()
