@@ -22,6 +22,14 @@ from .couch import CouchClient, Timeouts
 from .errors import CarecouchError, CouchError
 
 STATE_FILE = "carecouch-server.json"
+# V8 options for the server's node (the one place its command line is made). A member's Mango
+# `$regex` runs in the server's only thread: after 50,000 backtracks V8 finishes the match on
+# its linear-time engine instead of backtracking for hours, and the `l` flag lets
+# embedded_server/fixes/selectors.js ask V8 which patterns that engine can run.
+NODE_OPTIONS = (
+    "--enable-experimental-regexp-engine-on-excessive-backtracks",
+    "--enable-experimental-regexp-engine",
+)
 LOG_FILE = "server.log"
 EXIT_PORT_IN_USE = 3
 
@@ -131,7 +139,8 @@ def start(data_dir: Path, port: int, admin_user: str, admin_password: str, *,
     env = {**os.environ, "COUCHDB_USER": admin_user, "COUCHDB_PASSWORD": admin_password}
     with open(data_dir / LOG_FILE, "ab") as log:
         process = subprocess.Popen(
-            [node, str(script), "--port", str(port), "--data-dir", str(data_dir)],
+            [node, *NODE_OPTIONS, str(script), "--port", str(port), "--data-dir",
+             str(data_dir)],
             cwd=data_dir, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True)  # survives the CLI that started it
     _children[process.pid] = process

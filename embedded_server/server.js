@@ -26,6 +26,9 @@ var fixes = require('./fixes');
 
 var HOST = '127.0.0.1';
 var STATE_FILE = 'carecouch-server.json';
+// The settings production CouchDB is given (docker-compose.yml mounts it as local.d/): the
+// embedded server starts from the same ones, so both enforce the same limits.
+var DEPLOY_INI = path.join(__dirname, '..', 'deploy', 'couchdb.ini');
 
 function usage(message) {
   process.stderr.write('carecouch embedded server: ' + message + '\n');
@@ -76,19 +79,51 @@ function main() {
       logPath: path.join(dataDir, 'couch.log'),
       overrideMode: {exclude: fixes.excludedParts}
     });
+    registerDefaults(pouchApp.couchConfig, readIni(DEPLOY_INI));
     var app = express();
     fixes.installBefore(app, pouchApp);
     app.use(pouchApp);
     fixes.installAfter(app, pouchApp);
 
-    var ThisPouchDB = PouchDB.defaults({prefix: dataDir + path.sep});
-    fixes.installOnPouch(pouchApp, ThisPouchDB);
+    var context = {dataDir: dataDir};
+    var options = fixes.pouchOptions(context);
+    options.prefix = dataDir + path.sep;
+    var ThisPouchDB = PouchDB.defaults(options);
+    fixes.installOnPouch(pouchApp, ThisPouchDB, context);
     return pouchApp.setPouchDB(ThisPouchDB).then(function () {
+      return fixes.prepare(pouchApp, ThisPouchDB, context);
+    }).then(function () {
       listen(app, args.port, dataDir, statePath);
     });
   }).catch(function (err) {
     process.stderr.write('cannot start: ' + ((err && err.stack) || err) + '\n');
     process.exit(1);
+  });
+}
+
+// {section: {key: value}} of an ini file as CouchDB reads it (`;` starts a comment).
+function readIni(file) {
+  var sections = {};
+  var current = null;
+  fs.readFileSync(file, 'utf8').split(/\r?\n/).forEach(function (line) {
+    var text = line.replace(/(^|\s);.*$/, '').trim();
+    var header = /^\[([^\]]+)\]$/.exec(text);
+    if (header) {
+      current = sections[header[1]] = sections[header[1]] || {};
+    } else if (current && text.indexOf('=') > 0) {
+      var at = text.indexOf('=');
+      current[text.slice(0, at).trim()] = text.slice(at + 1).trim();
+    }
+  });
+  return sections;
+}
+
+// Defaults only: a value set in DATA_DIR/config.json (or PUT /_config) still wins.
+function registerDefaults(couchConfig, sections) {
+  Object.keys(sections).forEach(function (section) {
+    Object.keys(sections[section]).forEach(function (key) {
+      couchConfig.registerDefault(section, key, sections[section][key]);
+    });
   });
 }
 

@@ -4,6 +4,7 @@ with the configuration names the code reads."""
 
 from __future__ import annotations
 
+import configparser
 import re
 import subprocess
 from pathlib import Path
@@ -105,6 +106,18 @@ def test_code_reads_only_known_names() -> None:
             if name not in known:
                 unknown[name] = path.relative_to(ROOT)
     assert unknown == {}
+
+
+def test_couchdb_ini_limits_attachments_for_both_servers(compose: dict[str, Any]) -> None:
+    # deploy/couchdb.ini is every node's local.d/ file and the embedded server's defaults
+    # (embedded_server/server.js), so both refuse the same attachments.
+    ini = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    ini.read(ROOT / "deploy" / "couchdb.ini")
+    assert int(ini["couchdb"]["max_attachment_size"]) > 0
+    for name in NODES:
+        assert any(v.startswith("./deploy/couchdb.ini:")
+                   for v in compose["services"][name]["volumes"])
+    assert "'deploy', 'couchdb.ini'" in (ROOT / "embedded_server" / "server.js").read_text()
 
 
 def test_every_setting_is_documented() -> None:

@@ -11,7 +11,8 @@
 //  - `_selector`: POST body {"selector": {...}} filters by Mango selector (mango_selector:match
 //    on each revision's JSON); a body without a selector object is 400 "Selector error: expected
 //    a JSON object"; GET is 400 "Selector must be specified in POST payload"
-//    (get_selector_and_fields/1).
+//    (get_selector_and_fields/1); a `$regex` the embedded server cannot run safely, or a
+//    selector nested too deep, is 400 (./selectors.js).
 //  - `_doc_ids`: ids from the POST body's `doc_ids` or GET's `doc_ids` query parameter; anything
 //    but a list of strings is 400 "`doc_ids` filter parameter is not a list of doc ids."
 //    (get_doc_ids/1, check_docids/1). `doc_ids` is ignored without this filter.
@@ -25,6 +26,7 @@
 'use strict';
 
 var queryServer = require('./query-server');
+var selectors = require('./selectors');
 var selectorCore = require('pouchdb-selector-core');
 var epUtils = require('express-pouchdb/lib/utils');
 var util = require('./util');
@@ -34,7 +36,7 @@ function badRequest(res, reason) {
 }
 
 function selectorFilter(selector) {
-  var massaged = selectorCore.massageSelector(selector);
+  var massaged = selectorCore.massageSelector(selectors.checkSelector(selector));
   var fields = Object.keys(massaged);
   var test = function (doc) {
     var rows = selectorCore.filterInMemoryFields([{doc: doc}], {selector: massaged}, fields);

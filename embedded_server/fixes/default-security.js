@@ -17,8 +17,8 @@
 //    shard, fabric_rpc replies the thrown term, fabric_db_meta:set_security/3 is left without a
 //    majority and chttpd answers 500 {"error": "error", "reason": "no_majority"}.
 //
-// Replaces express-pouchdb's part 'routes/security'; the object stays where pouchdb-security
-// kept it (`_local/_security`), so existing data directories keep their settings.
+// Replaces express-pouchdb's part 'routes/security'; the object is kept by ./security-store.js,
+// out of reach of the document API.
 'use strict';
 
 var epUtils = require('express-pouchdb/lib/utils');

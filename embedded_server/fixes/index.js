@@ -9,7 +9,11 @@
 //                                       routes that run once express-pouchdb has authenticated
 //                                       the request (req.couchSession is set) and before any
 //                                       express-pouchdb route: authorization and route overrides
-//   installOnPouch(pouchApp, PouchDB)   plugins and database wrappers
+//   pouchOptions(context)               options for the server's PouchDB constructor (defaults)
+//   installOnPouch(pouchApp, PouchDB, context)
+//                                       plugins and database wrappers; context is {dataDir}
+//   prepare(pouchApp, PouchDB, context) work that must be done before the server listens
+//                                       (resolves when done)
 //   installAfter(app, pouchApp)         express middleware behind express-pouchdb (error handlers)
 'use strict';
 
@@ -19,14 +23,18 @@ var FIXES = [
   require('./last-resort'),          // no request can kill the server
   require('./authorization'),        // CouchDB's 401/403 model, _all_dbs, _users (defects 3, 4)
   require('./session-logout'),       // DELETE /_session really ends a cookie session
+  require('./security-store'),       // _security out of reach of the document API (attack 3)
   require('./default-security'),     // new databases are admin-only; _security routes (defect 4)
   require('./validation'),           // validate_doc_update as CouchDB runs it (defects 1, 2)
+  require('./attachments'),          // max_attachment_size; no per-byte JSON of data (attack 5)
   require('./bulk-docs'),            // CouchDB's _bulk_docs answer (errors of new_edits=false)
   require('./error-reasons'),        // CouchDB's conflict and deleted-document reasons
+  require('./selectors'),            // $regex and deep selectors cannot freeze it (attack 5)
   require('./changes-filters'),      // _selector, _doc_ids, _design, design filters (defect 5)
   require('./bulk-get'),             // CouchDB's _bulk_get (every leaf, errors, latest)
   require('./revs-diff'),            // possible_ancestors; compacted revisions are not missing
-  require('./doc-revisions')         // document reads: deleted, deleted_conflicts, latest
+  require('./doc-revisions'),        // document reads: deleted, deleted_conflicts, latest
+  require('./local-docs')            // GET/POST _local_docs
 ];
 
 // express-pouchdb parts replaced wholesale by a fix (see express-pouchdb/lib/index.js).
@@ -43,11 +51,30 @@ exports.installBefore = function (app, pouchApp) {
   installAfterAuthentication(pouchApp);
 };
 
-// Plugins and database wrappers, registered before the PouchDB constructor is handed over.
-exports.installOnPouch = function (pouchApp, PouchDB) {
+// Options every database of the server is opened with (PouchDB.defaults).
+exports.pouchOptions = function (context) {
+  var options = {};
   FIXES.forEach(function (fix) {
-    if (fix.installOnPouch) { fix.installOnPouch(pouchApp, PouchDB); }
+    var extra = fix.pouchOptions ? fix.pouchOptions(context) : {};
+    Object.keys(extra).forEach(function (key) { options[key] = extra[key]; });
   });
+  return options;
+};
+
+// Plugins and database wrappers, registered before the PouchDB constructor is handed over.
+exports.installOnPouch = function (pouchApp, PouchDB, context) {
+  FIXES.forEach(function (fix) {
+    if (fix.installOnPouch) { fix.installOnPouch(pouchApp, PouchDB, context); }
+  });
+};
+
+// Once express-pouchdb has its PouchDB, before the first request is served.
+exports.prepare = function (pouchApp, PouchDB, context) {
+  return FIXES.reduce(function (previous, fix) {
+    return previous.then(function () {
+      return fix.prepare ? fix.prepare(pouchApp, PouchDB, context) : null;
+    });
+  }, Promise.resolve());
 };
 
 // Express middleware behind express-pouchdb (last-resort error handlers).

@@ -8,7 +8,8 @@
 // carries on; an unexpected failure is `500 {"error": "unknown_error", "reason": ...}`
 // (chttpd:error_info/1's last clause) and is logged (chttpd:send_error logs 500s).
 //
-// How: every request runs inside an AsyncLocalStorage context, so a last-resort
+// How: every request runs inside an AsyncLocalStorage context (which ./validation.js also uses
+// to validate every write as the HTTP caller), so a last-resort
 // `uncaughtException` / `unhandledRejection` handler can find the request it belongs to, answer
 // it 500 if nothing was sent yet, and log the error to the server log (stderr -> server.log). An
 // express error handler behind express-pouchdb does the same for errors passed to next(err).
@@ -58,6 +59,13 @@ function lastResort(kind) {
     }
   };
 }
+
+// The request whose work is running now (its context survives callbacks, timers and promises
+// created while serving it), or null for the server's own work.
+exports.currentRequest = function () {
+  var store = context.getStore();
+  return store ? store.req : null;
+};
 
 exports.installBefore = function (app) {
   app.use(function (req, res, next) {

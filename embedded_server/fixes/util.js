@@ -1,11 +1,12 @@
 // Helpers shared by the fixes: CouchDB's security model (couch_db.erl is_member/is_admin/
-// throw_security_error), the security object as express-pouchdb stores it, revision trees, and
+// throw_security_error), the security object (kept by ./security-store.js), revision trees, and
 // CouchDB-shaped JSON errors. Nothing here changes behaviour on its own.
 'use strict';
 
 var epUtils = require('express-pouchdb/lib/utils');
 var cleanFilename = require('express-pouchdb/lib/clean-filename');
 var getOrCreateDB = require('express-pouchdb/lib/create-or-delete-dbs').getOrCreateDB;
+var securityStore = require('./security-store');
 
 // CouchDB 3 `[couchdb] default_security = admin_only`: what a database whose security object was
 // never set answers (couch_db_updater:default_security_object/1).
@@ -13,9 +14,6 @@ var DEFAULT_SECURITY = {
   members: {roles: ['_admin']},
   admins: {roles: ['_admin']}
 };
-
-// Where pouchdb-security (and so every existing embedded data directory) keeps the object.
-var SECURITY_DOC_ID = '_local/_security';
 
 function clone(value) {
   return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
@@ -25,29 +23,19 @@ function defaultSecurity() {
   return clone(DEFAULT_SECURITY);
 }
 
-// The database's security object; the CouchDB 3 default when it was never set.
+// The database's security object (./security-store.js); the CouchDB 3 default when it was
+// never set.
 function readSecurity(db) {
-  return db.get(SECURITY_DOC_ID).then(function (doc) {
-    var sec = doc.security;
-    return (sec && typeof sec === 'object' && !Array.isArray(sec)) ? sec : {};
-  }, function (err) {
-    if (err && err.status === 404) {
+  return securityStore.read(db.name).then(function (sec) {
+    if (sec === undefined) {
       return defaultSecurity();
     }
-    throw err;
+    return (sec && typeof sec === 'object' && !Array.isArray(sec)) ? sec : {};
   });
 }
 
 function writeSecurity(db, secObj) {
-  return db.get(SECURITY_DOC_ID).catch(function (err) {
-    if (err && err.status === 404) {
-      return {_id: SECURITY_DOC_ID};
-    }
-    throw err;
-  }).then(function (doc) {
-    doc.security = secObj;
-    return db.put(doc);
-  });
+  return securityStore.write(db.name, secObj);
 }
 
 function userCtxOf(req) {
@@ -169,6 +157,17 @@ function openDb(req, pouchApp, name) {
   });
 }
 
+// Bytes of attachment data as PouchDB holds it: a Buffer, or base64 text (from JSON).
+function dataLength(data) {
+  if (Buffer.isBuffer(data) || data instanceof Uint8Array) {
+    return data.length;
+  }
+  if (typeof data === 'string') {
+    return Buffer.byteLength(data, 'base64');
+  }
+  return data && typeof data.size === 'number' ? data.size : 0;
+}
+
 // --- revision trees (pouchdb-merge's format: [{pos, ids: [id, opts, children]}]) -----------
 
 function getRevTree(db, id) {
@@ -255,6 +254,7 @@ module.exports = {
   pathParts: pathParts,
   rawQuery: rawQuery,
   openDb: openDb,
+  dataLength: dataLength,
   getRevTree: getRevTree,
   treeNodes: treeNodes,
   sortedLeaves: sortedLeaves,

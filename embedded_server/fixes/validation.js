@@ -6,6 +6,12 @@
 //     once per document, which makes a 10,000-document `_bulk_docs` pathologically slow.
 //  2. `oldDoc` for a replicated write was the winning revision, not the revision the incoming
 //     branch grows from, and revisions already stored were validated again.
+//  3. (issue 10, attack 4) A write that reached bulkDocs without `opts.userCtx` was validated as
+//     the server admin: express-pouchdb's `PUT`/`DELETE /{db}/{doc}/{att}` (PouchDB's
+//     putAttachment/removeAttachment take no options) and `_update` handlers pass none, so a
+//     member could add or remove attachments on anyone's record and on design documents.
+//  4. validate_doc_update saw attachments with their data: a 50 MB attachment was JSON-cloned
+//     (as an array of numbers) for every validator, for seconds and a gigabyte and more.
 //  Also: a member writing a design document through `_bulk_docs` got 401 (pouchdb-security)
 //  where CouchDB answers 403 to an authenticated user, `_bulk_docs` errors came back out of
 //  order (pouchdb-bulkdocs-wrapper puts them first), and express-pouchdb's DatabaseWrapper
@@ -18,7 +24,12 @@
 //    not a db or server admin.") and is not passed to validate_doc_update functions; other
 //    documents go through every design document's function, in design-document-id order, as
 //    fun(newDoc, oldDoc, userCtx, secObj) with userCtx {db, name, roles} and the database's
-//    security object. A thrown {forbidden: M} is 403 {"error": "forbidden", "reason": M}, a thrown
+//    security object, as the user who sent the request: chttpd_db passes the request's
+//    user_ctx to every update (db_doc_req/3, db_attachment_req/4 for attachment PUT/DELETE,
+//    COPY, POST, _bulk_docs; chttpd_show for _update). The documents carry attachment stubs,
+//    never data (couch_query_servers:validate_doc_update/6 uses couch_doc:to_json_obj(Doc,
+//    [revs]); couch_att:to_json/4 then writes {content_type, revpos, digest, length,
+//    stub: true}). A thrown {forbidden: M} is 403 {"error": "forbidden", "reason": M}, a thrown
 //    {unauthorized: M} is 401, any other thrown value 500 `unknown_error`
 //    (couch_query_servers:validate_doc_update/5); per document in `_bulk_docs` (and per
 //    failing document for new_edits=false).
@@ -39,6 +50,7 @@
 // our own, written for CouchDB's rules rather than forked.
 'use strict';
 
+var lastResort = require('./last-resort');
 var queryServer = require('./query-server');
 var wrappers = require('pouchdb-wrappers');
 var uuid = require('pouchdb-utils').uuid;
@@ -120,8 +132,43 @@ function revsOf(doc) {
   return m ? {pos: Number(m[1]), ids: [m[2]]} : null;
 }
 
-function withRevisions(doc, revs) {
-  var copy = util.clone(doc);
+// couch_att:to_json/4 without data (couch_doc:to_json_obj(Doc, [revs]) has no `attachments`
+// option): {content_type, revpos, digest (once known), length, stub: true}. Data already
+// stored arrives as PouchDB's stub; new data (a Buffer, or base64 in JSON) is described by its
+// length and never copied.
+function attachmentStub(att, revpos) {
+  if (!att || typeof att !== 'object' || Array.isArray(att)) {
+    return att;
+  }
+  var stub = {content_type: att.content_type,
+    revpos: att.stub && Number.isInteger(att.revpos) ? att.revpos : revpos};
+  if (att.stub && typeof att.digest === 'string') {
+    stub.digest = att.digest;
+  }
+  stub.length = att.stub || att.follows ? att.length : util.dataLength(att.data);
+  stub.stub = true;
+  return stub;
+}
+
+// The document as validate_doc_update sees it: a copy with attachment stubs and, when known,
+// the `_revisions` it carries. `revpos` is the position of the revision being written.
+function validationCopy(doc, revs, revpos) {
+  var body = {};
+  Object.keys(doc).forEach(function (key) {
+    if (key !== '_attachments') {
+      body[key] = doc[key];
+    }
+  });
+  var copy = util.clone(body);
+  var atts = doc._attachments;
+  if (atts && typeof atts === 'object' && !Array.isArray(atts)) {
+    copy._attachments = {};
+    Object.keys(atts).forEach(function (name) {
+      copy._attachments[name] = attachmentStub(atts[name], revpos);
+    });
+  } else if (atts !== undefined) {
+    copy._attachments = util.clone(atts);
+  }
   if (revs && !copy._revisions) {
     copy._revisions = {start: revs.pos, ids: revs.ids.slice()};
   }
@@ -137,10 +184,11 @@ function interactivePlan(db, doc) {
       if (!node || !node.leaf) {
         return {skip: true}; // conflict
       }
-      return {oldRev: doc._rev, newDoc: withRevisions(doc, revsOf(doc))};
+      var edited = revsOf(doc);
+      return {oldRev: doc._rev, newDoc: validationCopy(doc, edited, edited ? edited.pos + 1 : 1)};
     }
     if (!nodes || util.sortedLeaves(nodes)[0].deleted) {
-      return {oldRev: null, newDoc: util.clone(doc)};
+      return {oldRev: null, newDoc: validationCopy(doc, null, 1)};
     }
     return {skip: true}; // conflict
   });
@@ -153,7 +201,7 @@ function replicatedPlan(db, doc, extended) {
     return Promise.resolve({skip: true}); // PouchDB refuses the malformed document itself
   }
   var rev = revs.pos + '-' + revs.ids[0];
-  var newDoc = withRevisions(doc, revs);
+  var newDoc = validationCopy(doc, revs, revs.pos);
   return util.getRevTree(db, doc._id).then(function (tree) {
     if (!tree) {
       return {oldRev: null, newDoc: newDoc};
@@ -191,6 +239,17 @@ function loadOldDoc(db, id, rev) {
   });
 }
 
+// Who is writing: the HTTP caller whenever the write belongs to a request, whatever the route
+// passed (express-pouchdb's attachment routes and `_update` pass nothing, and a missing
+// userCtx used to mean "server admin"); the given userCtx, or a server admin, only for the
+// server's own writes outside any request (system databases at start, replications it runs).
+function writerOf(opts) {
+  var req = lastResort.currentRequest();
+  var ctx = req ? util.userCtxOf(req) : (opts.userCtx || {name: null, roles: ['_admin']});
+  return {name: ctx.name === undefined ? null : ctx.name,
+    roles: Array.isArray(ctx.roles) ? ctx.roles.slice() : []};
+}
+
 function validatingBulkDocs(orig, args) {
   var db = args.base;
   var opts = args.options || {};
@@ -199,11 +258,9 @@ function validatingBulkDocs(orig, args) {
     return orig();
   }
   var newEdits = opts.new_edits !== false;
-  var userCtx = opts.userCtx ? util.clone(opts.userCtx) : {name: null, roles: ['_admin']};
-  if (!userCtx.db) {
-    userCtx.db = db.name;
-  }
-  var secPromise = opts.secObj ? Promise.resolve(opts.secObj) : util.readSecurity(db);
+  var userCtx = writerOf(opts);
+  userCtx.db = db.name;
+  var secPromise = util.readSecurity(db);
   var validatorsPromise = loadValidators(db);
 
   // Revisions that another document of this request extends (not leaves after the merge).

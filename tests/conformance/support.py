@@ -30,6 +30,18 @@ def call(client: CouchClient, method: str, path: str, *, params: Mapping[str, An
         return response.status_code, None
 
 
+def call_raw(client: CouchClient, method: str, path: str, *, content: bytes = b"",
+             params: Mapping[str, Any] | None = None,
+             headers: Mapping[str, str] | None = None) -> tuple[int, Any]:
+    """Like :func:`call`, with a body sent as given (multipart, binary, hand-made JSON)."""
+    response = client.request(method, path, params=params, content=content, headers=headers,
+                              idempotent=False, ok=ANY_ERROR)
+    try:
+        return response.status_code, response.json()
+    except ValueError:
+        return response.status_code, None
+
+
 def rev_hash() -> str:
     """A revision id as CouchDB makes them: 32 lowercase hex digits."""
     return uuid.uuid4().hex

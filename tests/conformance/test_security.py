@@ -73,6 +73,8 @@ READS: list[tuple[str, str, Any]] = [
     ("GET", "/_design/app/_view/all", None),
     ("GET", "/_security", None),
     ("GET", "/_local/cp", None),
+    ("GET", "/_local_docs", None),
+    ("POST", "/_local_docs", {"keys": ["_local/cp"]}),
 ]
 
 WRITES: list[tuple[str, str, Any]] = [
@@ -304,3 +306,68 @@ def test_revoked_member_loses_access(ward: Ward, admin: CouchClient) -> None:
     assert wait_until(lambda: call(ward.member.client, "GET", _path(ward.db, "/p1"))[0] == 403,
                       timeout=10)
     assert call(ward.member.client, "GET", _path(ward.db, "/p1")) == (403, NOT_ALLOWED)
+
+
+# -- issue 10, attack 3: `_local/_security` is an ordinary local document -----------------------
+
+def _take_over(member: User) -> dict[str, Any]:
+    """What a hostile member writes: pouchdb-security's format, with themself as admin and no
+    members (a public database)."""
+    return {"security": {"admins": {"names": [member.name], "roles": []},
+                         "members": {"names": [], "roles": []}}}
+
+
+def test_member_writing_local_security_changes_nothing(
+        ward: Ward, anonymous: CouchClient) -> None:
+    # couch_db:update_doc/3 for a `_local/` id stores a local document; the security object
+    # lives in the database header (couch_db:get_security/1) and is not touched.
+    before = ward.db.get_security()
+    client = ward.member.client
+    status, body = call(client, "PUT", _path(ward.db, "/_local/_security"),
+                        body=_take_over(ward.member))
+    assert status == 201 and body["ok"] is True and body["id"] == "_local/_security"
+    assert ward.db.get_security() == before
+    assert call(client, "GET", _path(ward.db, "/_security")) == (200, before)
+    # an ordinary local document: it reads back as written
+    status, body = call(client, "GET", _path(ward.db, "/_local/_security"))
+    assert status == 200 and body["security"] == _take_over(ward.member)["security"]
+    # still a member, not an admin
+    assert call(client, "PUT", _path(ward.db, "/_design/mine"), body={"views": {}}) == (
+        403, {"error": "forbidden", "reason": NOT_DB_ADMIN})
+    assert call(client, "PUT", _path(ward.db, "/_security"), body=before) == (
+        500, {"error": "error", "reason": "no_majority"})
+    assert call(client, "POST", _path(ward.db, "/_compact"), body={}) == (
+        401, {"error": "unauthorized", "reason": "You are not a server or db admin."})
+    # "emptied members" did not open the database
+    assert request(anonymous, "GET", ward.db, "/p1") == (401, NOT_AUTHORIZED)
+    assert request(ward.outsider.client, "GET", ward.db, "/p1") == (403, NOT_ALLOWED)
+
+
+def test_member_reading_or_deleting_local_security_finds_no_security_object(
+        ward: Ward) -> None:
+    # Nobody wrote `_local/_security`: it does not exist (the security object is not a
+    # document), and deleting it is a 404 that leaves the security object alone.
+    before = ward.db.get_security()
+    client = ward.member.client
+    assert call(client, "GET", _path(ward.db, "/_local/_security")) == (404, MISSING)
+    status, _ = call(client, "DELETE", _path(ward.db, "/_local/_security"),
+                     params={"rev": "0-1"})
+    assert status == 404
+    assert ward.db.get_security() == before
+    # written and deleted as an ordinary local document: still nothing changes
+    rev = call(client, "PUT", _path(ward.db, "/_local/_security"), body={"a": 1})[1]["rev"]
+    status, body = call(client, "DELETE", _path(ward.db, "/_local/_security"),
+                        params={"rev": rev})
+    assert status == 200 and body["ok"] is True
+    assert ward.db.get_security() == before
+    assert request(ward.member.client, "GET", ward.db, "/p1")[0] == 200
+
+
+def test_recreated_database_starts_admin_only(admin: CouchClient,
+                                              make_db: Callable[..., Database]) -> None:
+    # couch_db_updater:init_db/6: a new database file has the default security object,
+    # whatever the database of the same name had.
+    db = make_db(security={"members": {"roles": ["caseload:old"]}, "admins": {"roles": []}})
+    db.destroy()
+    db.create()
+    assert db.get_security() == ADMIN_ONLY
