@@ -80,7 +80,7 @@ def observation(nurse: Nurse, n: int) -> Doc:
             "subject": f"patient-{n % 500:04d}", "author": nurse.user, "device": nurse.device,
             "at": AT, "clock_offset_ms": -420, "respiration_rate": 18, "spo2": 96,
             "spo2_scale": 1, "on_oxygen": False, "systolic_bp": 128, "pulse": 84,
-            "consciousness": "A", "temperature": 37.2, "news2": 1}
+            "consciousness": "A", "temperature": 37.2, "news2": 0}
 
 
 @contextmanager

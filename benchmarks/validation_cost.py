@@ -35,7 +35,7 @@ def observation(n: int) -> Doc:
             "at": "2026-11-22T09:30:00.000Z", "clock_offset_ms": -420,
             "respiration_rate": 18, "spo2": 96, "spo2_scale": 1, "on_oxygen": False,
             "systolic_bp": 128, "pulse": 84, "consciousness": "A", "temperature": 37.2,
-            "news2": 1}
+            "news2": 0}
 
 
 def as_pushed(doc: Doc) -> Doc:

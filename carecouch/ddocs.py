@@ -92,6 +92,7 @@ def assemble(couch_dir: Path | None = None) -> dict[str, Doc]:
     if record_types.is_file():
         module = _record_types_module(record_types)
         main = bodies.setdefault(MAIN_DDOC, {"language": "javascript"})
+        _check_derivations(record_types, main)
         _put(main, ("lib", "record_types"), module, record_types)
         _put(main, ("views", "lib", "record_types"), module, record_types)
     return {f"_design/{name}": stamp(name, body) for name, body in bodies.items()}
@@ -154,6 +155,19 @@ def _record_types_module(path: Path) -> str:
         raise DesignDocError(f"{path}: {exc}") from exc
     # A CommonJS module, so validation functions and views can require() the same registry.
     return f"module.exports = {canonical_json(registry)};"
+
+
+def _check_derivations(path: Path, main: Doc) -> None:
+    """Every ``derive`` of the registry names a rule module that exists (envelope.js
+    requires it for every record of the type: a missing one would refuse them all)."""
+    registry = parse_registry(json.loads(path.read_text(encoding="utf-8")))
+    modules = main.get("lib", {}).get("validate", {})
+    for record_type in registry.types.values():
+        for spec in record_type.fields.values():
+            if spec.derive is not None and not isinstance(modules.get(spec.derive), str):
+                raise DesignDocError(f"{path}: {record_type.name}.{spec.name} derives from "
+                                     f"{spec.derive!r}, but validate_functions/ has no "
+                                     f"{spec.derive}.js")
 
 
 def _put(doc: Doc, path: tuple[str, ...], value: str, source: Path) -> None:

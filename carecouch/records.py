@@ -23,6 +23,7 @@ CLASSES = ("append-only", "mergeable", "exclusive")
 FIELD_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object",
                          "datetime"})
 REGISTRY_FILE = "record_types.json"
+DERIVE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 
 
 class RegistryError(CarecouchError):
@@ -37,6 +38,7 @@ class FieldSpec:
     enum: tuple[Any, ...] | None = None
     min: float | None = None
     max: float | None = None
+    derive: str | None = None  # the rule module that computes this field (envelope.js)
 
 
 @dataclass(frozen=True)
@@ -222,9 +224,12 @@ def _field(where: str, name: str, spec: Any) -> FieldSpec:
     enum = spec.get("enum")
     if enum is not None and (not isinstance(enum, list) or not enum):
         raise RegistryError(f"{where}: enum must be a non-empty list")
+    derive = spec.get("derive")
+    if derive is not None and not (isinstance(derive, str) and DERIVE_PATTERN.fullmatch(derive)):
+        raise RegistryError(f"{where}: derive must name a rule module (e.g. \"news2\")")
     return FieldSpec(name=name, type=spec["type"], required=bool(spec.get("required")),
                      enum=tuple(enum) if enum else None, min=spec.get("min"),
-                     max=spec.get("max"))
+                     max=spec.get("max"), derive=derive)
 
 
 def _with_states(record_type: RecordType, spec: Mapping[str, Any], where: str) -> RecordType:

@@ -8,6 +8,7 @@ answered that this device was revoked, the store is wiped before the command end
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from carecouch.errors import CarecouchError
 
 from .commands import cmd_bridge, cmd_lease, cmd_record, cmd_records, cmd_store, cmd_sync
 from .commands.context import DEFAULT_STORE, DeviceContext
+from .errors import RecordRefused
 
 
 class _Failed(click.ClickException):
@@ -46,6 +48,10 @@ class _DeviceGroup(click.Group):
             result = super().invoke(ctx)
         except click.UsageError as exc:
             raise _Usage(exc.format_message(), exc.ctx) from exc
+        except RecordRefused as exc:
+            if isinstance(ctx.obj, DeviceContext) and ctx.obj.as_json:
+                click.echo(json.dumps({"refused": exc.refusal.to_json()}, indent=2))
+            raise _Failed(str(exc)) from exc
         except CarecouchError as exc:
             _wipe_if_revoked(ctx)
             raise _Failed(str(exc)) from exc

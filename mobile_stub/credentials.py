@@ -18,6 +18,7 @@ class Credentials:
     username: str
     password: str
     expires_at: str | None = None   # ISO 8601 UTC, as the bridge returns it
+    roles: tuple[str, ...] | None = None  # the CouchDB roles, when the issuer said them
 
     def __repr__(self) -> str:  # never print a password into a log
         return f"Credentials(username={self.username!r}, expires_at={self.expires_at!r})"

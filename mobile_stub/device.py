@@ -17,14 +17,16 @@ from typing import Any
 from carecouch.clock import format_utc, parse_utc, utc_now
 from carecouch.ids import split_session_name
 from carecouch.records import Registry, load_registry, new_record_id, stamp_changes
+from carecouch.rules import RulesError, shipped_rules
 
 from .credentials import CredentialsProvider
 from .errors import BadRecord, DeviceOffline, DocumentNotFound
 from .policy import AllowAll, DevicePolicy
 from .replication import recovery
 from .replication.remote import RemoteDatabase
-from .replication.replicator import Replicator, ReplicatorOptions
+from .replication.replicator import Replicator, ReplicatorOptions, learn_from
 from .replication.status import SyncReport
+from .rules import DeviceRules
 from .store.device import DeviceStore
 from .store.documents import Doc
 from .store.rejections import Rejection, Rejections
@@ -44,6 +46,7 @@ class Device:
                                      options=options or ReplicatorOptions())
         self._now = now
         self._registry = registry
+        self._rules: DeviceRules | None = None
 
     # -- records ----------------------------------------------------------------------------
 
@@ -64,10 +67,17 @@ class Device:
         return doc
 
     def edit(self, database: str, doc: Mapping[str, Any]) -> str:
-        """Save a new revision of ``doc`` locally (``_rev`` = the revision edited)."""
+        """Save a new revision of ``doc`` locally (``_rev`` = the revision edited), once the
+        snapshot policy and the server's own record rules accept it (:mod:`.rules`);
+        otherwise nothing is saved and the refusal says every problem."""
         stamped = self.stamp(database, dict(doc))
+        local = self.store.database(database)
+        self._derive(local.name, stamped)
         self.policy.check_edit(database, stamped)
-        return self.store.database(database).put(stamped)
+        credentials = self.credentials.current()
+        self.rules.check(local, stamped, credentials.username,
+                         list(credentials.roles) if credentials.roles is not None else None)
+        return local.put(stamped)
 
     def update(self, database: str, doc_id: str, changes: Mapping[str, Any],
                remove: Iterable[str] = ()) -> str:
@@ -118,6 +128,30 @@ class Device:
             doc[self.registry.metadata_field] = stamps
         return doc
 
+    def _derive(self, database: str, doc: Doc) -> None:
+        """Fill a field the registry derives (an observation's NEWS2) that the clinician left
+        out, with the rule that the server will check it against (envelope.js)."""
+        spec = self.registry.types.get(str(doc.get("type")))
+        rules = self.rules.rules_for(database) or shipped_rules()
+        for field in spec.fields.values() if spec is not None else ():
+            if field.derive is not None and field.name not in doc:
+                try:
+                    value = rules.call(f"lib/validate/{field.derive}", "derive", doc)
+                except RulesError:
+                    continue
+                if value is not None:  # vitals it cannot score: the check says what is wrong
+                    doc[field.name] = value
+
+    def news2(self, database: str, doc: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The NEWS2 score of an observation's vitals with the chart's clinical response
+        (news2.js), or None for a record that has no such score."""
+        spec = self.registry.types.get(str(doc.get("type")))
+        if spec is None or not any(f.derive == "news2" for f in spec.fields.values()):
+            return None
+        rules = self.rules.rules_for(database) or shipped_rules()
+        result: dict[str, Any] = rules.call("lib/validate/news2", "score", dict(doc))
+        return result
+
     def writer(self) -> str:
         """The clinician writing: for a bridge session ``alice~tablet-7``, ``alice`` (the
         record rules read the author from the session name the same way)."""
@@ -132,6 +166,12 @@ class Device:
         if self._registry is None:
             self._registry = load_registry()
         return self._registry
+
+    @property
+    def rules(self) -> DeviceRules:
+        if self._rules is None:
+            self._rules = DeviceRules(self.store, self.registry)
+        return self._rules
 
     def _current(self, database: str, doc_id: str) -> Doc:
         doc = self.store.database(database).get(doc_id)
@@ -175,6 +215,13 @@ class Device:
         rejection = Rejections(local).get(doc_id, rev)
         with self._remote(database) as remote:
             recovery.discard(remote, local, rejection)
+
+    def learn_rules(self, database: str) -> None:
+        """Read now, online, the rules the server runs on ``database`` and the session's
+        roles (every sync does too), so edits are checked as the server will check them."""
+        with self._remote(database) as remote:
+            learn_from(remote, self.store, database)
+        self.store.save_clock_offset(self.replicator.clock.offset_ms())
 
     def refresh(self, database: str, doc_id: str) -> None:
         """Read the server's current revisions of one record into the store now (e.g. the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from carecouch.errors import CarecouchError
+from carecouch.rules import Refusal
 
 
 class DeviceError(CarecouchError):
@@ -107,3 +108,14 @@ class BridgeUnreachable(BridgeError, ConnectionError):
 
 class DeviceRevoked(BridgeError):
     """The bridge says this device was revoked: it must wipe itself."""
+
+
+class RecordRefused(DeviceError):
+    """The record rules (the server's own, run on the device) refuse an edit: nothing was
+    saved. ``refusal`` holds the server's reason and every problem found."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        from .rules import refusal_line
+
+        super().__init__(refusal_line(refusal))
+        self.refusal = refusal

@@ -134,8 +134,10 @@ class BridgeSession:
 
     def _credentials(self) -> Credentials:
         state = self._required()
+        roles = state.get("roles")
         return Credentials(str(state["username"]), str(state["password"]),
-                           str(state["expires_at"]))
+                           str(state["expires_at"]),
+                           tuple(map(str, roles)) if isinstance(roles, list) else None)
 
     def _due(self) -> bool:
         """Expired credential or offline window: time to revalidate with the bridge."""

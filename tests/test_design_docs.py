@@ -58,7 +58,9 @@ def test_the_es5_check_catches_modern_syntax() -> None:
 def refusal_codes() -> set[str]:
     codes: set[str] = set()
     for path in (default_couch_dir() / "validate_functions").glob("*.js"):
-        codes |= set(re.findall(r"refuse\('([a-z_]+\.[a-z_]+)'", path.read_text()))
+        # refuse(code, ...) and common.problem(ctx, code, ...) (collected problems)
+        codes |= set(re.findall(r"(?:refuse\(|problem\(ctx, )'([a-z_]+\.[a-z_]+)'",
+                                path.read_text()))
     return codes
 
 

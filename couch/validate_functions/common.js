@@ -19,6 +19,23 @@ function refuse(code, message) {
   throw({forbidden: code + ': ' + message});
 }
 
+// A problem of one record that does not stop the others being found (envelope.js): on the
+// server it refuses at once, as every refusal does; on a device that runs these rules before
+// saving (carecouch/js/rules_host.js sets carecouchCollectProblems) it is collected, and
+// endProblems refuses with the first and carries them all, so the clinician sees every
+// missing field at once. The server's answer is the same either way: the first problem.
+function problem(ctx, code, message) {
+  if (!ctx.problems) { refuse(code, message); }
+  ctx.problems.push({code: code, message: message});
+}
+
+function endProblems(ctx) {
+  if (ctx.problems && ctx.problems.length) {
+    var first = ctx.problems[0];
+    throw({forbidden: first.code + ': ' + first.message, problems: ctx.problems});
+  }
+}
+
 function hasRole(userCtx, role) {
   return !!userCtx && userCtx.roles && userCtx.roles.indexOf(role) !== -1;
 }
@@ -113,11 +130,16 @@ function context(newDoc, oldDoc, userCtx, secObj) {
     // (or never had) the revision this edit was made on: compaction, or a made-up history.
     unanchored: !oldDoc && !!revisions && revisions.start > 1,
     registry: registry,
-    recordType: null
+    recordType: null,
+    /* global carecouchCollectProblems */
+    problems: typeof carecouchCollectProblems === 'boolean' && carecouchCollectProblems ? [] :
+      null
   };
 }
 
 exports.refuse = refuse;
+exports.problem = problem;
+exports.endProblems = endProblems;
 exports.a = a;
 exports.hasRole = hasRole;
 exports.writerOf = writerOf;

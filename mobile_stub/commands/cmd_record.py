@@ -32,8 +32,27 @@ def _values(pairs: tuple[str, ...]) -> dict[str, Any]:
     return values
 
 
-def _saved(ctx: DeviceContext, doc_id: str, rev: str) -> None:
-    ctx.emit({"id": doc_id, "rev": rev}, lambda r: f"{r['id']} {r['rev']}")
+# The NEWS2 chart's clinical response to each band (Royal College of Physicians, 2017).
+RESPONSES = {
+    "low": "low: continue routine monitoring; a registered nurse assesses (score 1-4)",
+    "low-medium": "LOW-MEDIUM: a 3 in one parameter; urgent review by a clinician able to "
+                  "escalate, monitor at least hourly",
+    "medium": "MEDIUM: urgent response: review by a clinician competent in acute illness, "
+              "monitor at least hourly",
+    "high": "HIGH: emergency response: review by a critical-care team, continuous "
+            "monitoring",
+}
+
+
+def _saved(ctx: DeviceContext, doc_id: str, rev: str,
+           news2: dict[str, Any] | None = None) -> None:
+    data: dict[str, Any] = {"id": doc_id, "rev": rev}
+    if news2 is not None:
+        data["news2"] = news2
+    ctx.emit(data, lambda r: f"{r['id']} {r['rev']}")
+    if news2 is not None and (news2["response"] != "low" or not ctx.as_json):
+        # Flagged at once, offline: the score is worked out on the device.
+        click.echo(f"NEWS2 {news2['score']} — {RESPONSES[news2['response']]}", err=True)
 
 
 @click.group()
@@ -52,6 +71,10 @@ def new(ctx: DeviceContext, record_type: str, subject: str, values: tuple[str, .
         database: str | None) -> None:
     """Create a record of RECORD_TYPE (e.g. observation) with the fields given.
 
+    It is checked at once by the caseload's own record rules, which the server will run on
+    it; a refusal names every problem and nothing is saved. An observation's NEWS2 is worked
+    out from its vitals (leave `news2` out) and its clinical response shown.
+
     Exclusive records (order sign-offs, controlled-drug checks) are created by the bridge, so
     this needs the network for them; claim the lease next (`lease claim`)."""
     device, fields = ctx.device(), _values(values)
@@ -62,7 +85,7 @@ def new(ctx: DeviceContext, record_type: str, subject: str, values: tuple[str, .
     else:
         saved = device.new_record(ctx.database(database), record_type,
                                   {**fields, "subject": subject})
-    _saved(ctx, saved["_id"], saved["_rev"])
+    _saved(ctx, saved["_id"], saved["_rev"], device.news2(ctx.database(database), saved))
 
 
 @record.command()

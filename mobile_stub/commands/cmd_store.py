@@ -6,10 +6,16 @@ import json
 
 import click
 
-from ..replication import ReplicationFilter
+from carecouch.couch import Timeouts
+from carecouch.errors import CarecouchError, ConfigError
+from carecouch.records import load_registry
+
+from ..device import Device
+from ..replication import ReplicationFilter, ReplicatorOptions, RetryPolicy
+from ..rules import DeviceRules
 from ..store import DeviceStore
 from ..store.schema import sidecar_files
-from .context import DeviceContext, checked_url, pass_device, passphrase
+from .context import DeviceContext, checked_url, credentials_from_env, pass_device, passphrase
 
 
 @click.command()
@@ -44,13 +50,35 @@ def init(ctx: DeviceContext, server_url: str | None, databases: tuple[str, ...],
         for name in databases:
             store.add_database(name, base, replication_filter.canonical()
                                if replication_filter else None)
+        rules = _learn_rules(store, databases)
         ctx.emit({"store": str(ctx.store_path), "device_id": store.device_id,
-                  "server": base or None, "databases": list(databases)},
+                  "server": base or None, "databases": list(databases), "rules": rules},
                  lambda d: f"created {d['store']} (device {d['device_id']})" + (
                      f" holding {', '.join(d['databases'])} from {d['server']}"
                      if d["databases"] else "; next: carecouch-device enrol --bridge URL"))
     finally:
         store.close()
+
+
+def _learn_rules(store: DeviceStore, databases: tuple[str, ...]) -> dict[str, str]:
+    """Read each database's rules now, if the server answers at once, so the first edit is
+    checked as the server will check it; otherwise the shipped rules stand in until the
+    first sync (mobile_stub/rules.py)."""
+    sources: dict[str, str] = {}
+    try:
+        device = Device(store, credentials_from_env(),
+                        options=ReplicatorOptions(retry=RetryPolicy(attempts=1),
+                                                  timeouts=Timeouts(connect=3.0, read=10.0)))
+    except ConfigError:
+        device = None
+    for name in databases:
+        if device is not None:
+            try:
+                device.learn_rules(name)
+            except (CarecouchError, OSError):
+                pass
+        sources[name] = DeviceRules(store, load_registry()).source(name)
+    return sources
 
 
 def _filter(name: str | None, params: tuple[str, ...], selector: str | None

@@ -173,5 +173,11 @@ class RemoteDatabase:
                 return str(db.put_local(local_id, body)["rev"])
         return self.call(what, step)
 
+    def design_doc(self, what: str, doc_id: str) -> Doc | None:
+        return self.call(what, lambda db: db.get_or_none(doc_id))
+
+    def session(self, what: str) -> Doc:
+        return self.call(what, lambda db: db.client.session())
+
     def exists(self, what: str) -> bool:
         return self.call(what, lambda db: db.exists())

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 from carecouch.clock import utc_now
 from carecouch.couch import Timeouts
+from carecouch.ddocs import MAIN_DDOC_ID
 from carecouch.errors import CouchError
 
+from .. import rules
 from ..clock import ClockEstimator
 from ..credentials import CredentialsProvider
 from ..errors import DeviceOffline, PolicyRefused
@@ -62,6 +64,7 @@ class Replicator:
             if self.store.offline:
                 raise DeviceOffline("the device is offline (run `carecouch-device online`)")
             remote = self.remote_for(local)
+            learn_from(remote, self.store, database)
             if pull:
                 puller = Puller(remote, local, _filter(local),
                                 self._checkpointer(local, remote, "pull"), self.options.pull)
@@ -116,6 +119,13 @@ class Replicator:
                                 direction=direction,
                                 filter=_filter(local) if direction == "pull" else None)
         return Checkpointer(device=LocalSide(local, rep_id), server=RemoteSide(remote, rep_id))
+
+
+def learn_from(remote: RemoteDatabase, store: DeviceStore, database: str) -> None:
+    """Read the rules the server runs on this database and the session's roles, so the
+    device checks edits as the server will (mobile_stub/rules.py): two small reads."""
+    rules.learn(store, database, remote.design_doc("read the record rules", MAIN_DDOC_ID),
+                remote.session("read the session").get("userCtx"))
 
 
 def _filter(local: LocalDatabase) -> ReplicationFilter | None:

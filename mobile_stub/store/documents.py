@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .. import revtree
@@ -38,6 +39,17 @@ def body_of(doc: Mapping[str, Any]) -> Doc:
 def chunks(items: list[str], size: int = SQL_VARS) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+@dataclass(frozen=True)
+class Edit:
+    """A local edit as :meth:`LocalDatabase.plan_edit` works it out."""
+
+    doc_id: str
+    parent: str | None   # the leaf it grows from (None: a new document)
+    rev: str
+    deleted: bool
+    body: Doc
 
 
 class LocalDatabase:
@@ -141,8 +153,9 @@ class LocalDatabase:
 
     # -- local edits ------------------------------------------------------------------------
 
-    def put(self, doc: Doc) -> str:
-        """Write a new revision on the device (``_rev`` = the leaf it edits); returns it.
+    def plan_edit(self, doc: Mapping[str, Any]) -> Edit:
+        """The revision saving ``doc`` would make, without saving it (the record rules are
+        checked on it first); raises :class:`LocalConflict` as :meth:`put` would.
 
         Like CouchDB: editing needs the current leaf; a new document, or one whose every leaf
         is deleted, needs no ``_rev`` (it then continues the deleted branch).
@@ -153,18 +166,23 @@ class LocalDatabase:
         base = doc.get("_rev")
         deleted = bool(doc.get("_deleted"))
         body = body_of(doc)
+        leaves = self.leaves(doc_id)
+        if base is not None:
+            if base not in {leaf.rev for leaf in leaves}:
+                raise LocalConflict(f"{doc_id}: {base} is not a current revision; "
+                                    "read the document again and edit its latest revision")
+            parent: str | None = str(base)
+        elif any(not leaf.deleted for leaf in leaves):
+            raise LocalConflict(f"{doc_id} exists: edit it by giving its _rev")
+        else:
+            parent = revtree.winning_leaf(leaves).rev if leaves else None
+        return Edit(doc_id, parent, revtree.new_rev(parent, body, deleted), deleted, body)
+
+    def put(self, doc: Doc) -> str:
+        """Write a new revision on the device (``_rev`` = the leaf it edits); returns it."""
         with self.store.transaction():
-            leaves = self.leaves(doc_id)
-            if base is not None:
-                if base not in {leaf.rev for leaf in leaves}:
-                    raise LocalConflict(f"{doc_id}: {base} is not a current revision; "
-                                        "read the document again and edit its latest revision")
-                parent: str | None = base
-            elif any(not leaf.deleted for leaf in leaves):
-                raise LocalConflict(f"{doc_id} exists: edit it by giving its _rev")
-            else:
-                parent = revtree.winning_leaf(leaves).rev if leaves else None
-            rev = revtree.new_rev(parent, body, deleted)
+            edit = self.plan_edit(doc)
+            doc_id, rev, parent = edit.doc_id, edit.rev, edit.parent
             exists = self.conn.execute("SELECT 1 FROM revs WHERE db = ? AND doc_id = ? AND "
                                        "rev = ?", (self.id, doc_id, rev)).fetchone()
             if exists:
@@ -172,8 +190,8 @@ class LocalDatabase:
             self.conn.execute(
                 "INSERT INTO revs (db, doc_id, rev, parent, leaf, deleted, local, on_server, "
                 "body) VALUES (?, ?, ?, ?, 1, ?, 1, 0, ?)",
-                (self.id, doc_id, rev, parent, int(deleted),
-                 self.seal_body(doc_id, rev, body)))
+                (self.id, doc_id, rev, parent, int(edit.deleted),
+                 self.seal_body(doc_id, rev, edit.body)))
             if parent is not None:
                 # The parent stops being a leaf; like compaction, only leaves keep bodies.
                 self.conn.execute("UPDATE revs SET leaf = 0, body = NULL WHERE db = ? AND "

@@ -130,7 +130,7 @@ def diverged_observation(caseload: Caseload, a: Person, b: Person) -> Made:
     account's revision of it is refused, append_only.not_owner; ``b`` plays no part.)"""
     obs = observation(a.user, a.device)
     first = push(a.db(caseload), obs)
-    second = push(a.db(caseload), {**obs, "pulse": 92})
+    second = push(a.db(caseload), {**obs, "pulse": 92, "news2": 1})  # pulse 91-110: 1
     return Made(obs["_id"], [first, second])
 
 

@@ -116,7 +116,9 @@ def make_device(new_store: Callable[[], DeviceStore], server: Server,
         store.add_database(db.name, url or server.url,
                            filter.canonical() if filter else None)
         credentials = UserCredentials(user or make_user(roles=[ROLE]), make_user)
-        return Device(store, credentials, options=options or fast_options())
+        device = Device(store, credentials, options=options or fast_options())
+        device.learn_rules(db.name)  # as `init` does online: which rules the db has
+        return device
 
     return make
 

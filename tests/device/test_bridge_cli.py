@@ -23,7 +23,7 @@ from tests.helpers.records import care_plan, now, observation
 from .conftest import Clinician, Invoke, exclusive_record
 
 VITALS = ["respiration_rate=18", "spo2=96", "spo2_scale=1", "on_oxygen=false",
-          "systolic_bp=128", "pulse=84", "consciousness=A", "temperature=37.2", "news2=1"]
+          "systolic_bp=128", "pulse=84", "consciousness=A", "temperature=37.2", "news2=0"]
 
 
 def vitals(*extra: str) -> list[str]:

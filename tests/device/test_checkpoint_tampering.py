@@ -185,3 +185,23 @@ def test_judging_a_checkpoint() -> None:
     legacy = {"session_id": "s1", "source_last_seq": 4}
     assert judge(legacy, dict(legacy)) is CheckpointTrust.AGREED
     assert json.dumps(judge(mine, None)) == '"server_missing"'
+
+
+def test_an_attacker_rewriting_every_local_document_it_lists_hides_nothing(
+        caseload: Database, make_device: Callable[..., Device],
+        make_user: Callable[..., User]) -> None:
+    # No working out of ids: list `_local_docs` (CouchDB 3.5 answers it to members) and
+    # raise every checkpoint found to the database's latest sequence.
+    victim = make_device(caseload)
+    assert victim.sync(caseload.name).ok
+    attacker = make_user(roles=[ROLE]).client.db(caseload.name)
+    caseload.bulk_docs(observations(12, "late"))
+    listed = attacker.client.json("GET", f"{attacker.path}/_local_docs")["rows"]
+    assert len(listed) == 2  # the victim's pull and push checkpoints
+    for row in listed:
+        doc = attacker.get(row["id"])
+        doc["source_last_seq"] = caseload.info()["update_seq"]
+        attacker.put(doc)
+    report = victim.sync(caseload.name)
+    assert report.ok and report.pull.docs_written == 12
+    assert device_leaves(victim.store.database(caseload.name)) == server_leaves(caseload)

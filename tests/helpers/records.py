@@ -14,9 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from carecouch.couch import Database, Doc
+from carecouch.ddocs import MAIN_DDOC_ID
 from carecouch.errors import CouchError, error_for_status
 from carecouch.ids import session_name
 from carecouch.records import Registry, load_registry, new_record_id
+from carecouch.rules import shipped_rules
+from mobile_stub.rules import compiled
 
 Write = Callable[[Database, Doc, "Doc | None"], str]
 
@@ -53,10 +56,18 @@ def envelope(record_type: str, author: str, device: str, /, **fields: Any) -> Do
 
 
 def observation(author: str, device: str, /, **fields: Any) -> Doc:
+    """Vitals that score NEWS2 0; with ``news2`` not given, the score of the vitals given
+    (news2.js, as a device derives it)."""
     vitals: dict[str, Any] = {"respiration_rate": 18, "spo2": 96, "spo2_scale": 1,
                               "on_oxygen": False, "systolic_bp": 128, "pulse": 84,
-                              "consciousness": "A", "temperature": 37.2, "news2": 1}
-    return envelope("observation", author, device, **{**vitals, **fields})
+                              "consciousness": "A", "temperature": 37.2, **fields}
+    if "news2" not in vitals:
+        vitals["news2"] = news2_of(vitals)
+    return envelope("observation", author, device, **vitals)
+
+
+def news2_of(vitals: dict[str, Any]) -> int:
+    return int(shipped_rules().call("lib/validate/news2", "derive", vitals))
 
 
 def administration(author: str, device: str, /, **fields: Any) -> Doc:
@@ -113,6 +124,30 @@ def push(db: Database, doc: Doc, parent: Doc | None = None, *,
             raise error_for_status(status)(item.get("reason", ""), status=status,
                                            error=item["error"])
     return str(body["_rev"])
+
+
+def checked_on_device(db: Database, doc: Doc, parent: Doc | None = None) -> str:
+    """A device's save: the caseload's own rules run first, on the device, as
+    mobile_stub/rules.py runs them (QuickJS, with the session's userCtx, ``oldDoc`` the
+    revision edited); then the push. The device must refuse exactly what the server refuses,
+    with the same reason, and accept what it accepts."""
+    rules = compiled(db.get(MAIN_DDOC_ID))
+    user_ctx = {**db.client.session()["userCtx"], "db": db.name}
+    rev_hash = uuid.uuid4().hex
+    start = parent["_revisions"]["start"] + 1 if parent is not None else 1
+    ids = [rev_hash, *(parent["_revisions"]["ids"] if parent is not None else [])]
+    new_doc = {k: v for k, v in doc.items() if k not in ("_rev", "_revisions")}
+    new_doc.update(_rev=f"{start}-{rev_hash}", _revisions={"start": start, "ids": ids})
+    old_doc = {k: v for k, v in parent.items() if k != "_revisions"} if parent else None
+    local = rules.check(new_doc, old_doc, user_ctx)
+    try:
+        rev = push(db, doc, parent)
+    except CouchError as exc:
+        assert local is not None, f"the device accepted what the server refused: {exc}"
+        assert (exc.error, exc.reason) == (local.error, local.reason)
+        raise
+    assert local is None, f"the device refused what the server accepted: {local.reason}"
+    return rev
 
 
 def read(db: Database, doc_id: str, rev: str | None = None) -> Doc:

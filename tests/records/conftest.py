@@ -20,7 +20,7 @@ from carecouch.ids import caseload_db, member_role
 from carecouch.provisioning import Provisioner
 from carecouch.records import REGISTRY_FILE
 from tests.helpers.fixtures import User
-from tests.helpers.records import Write, push, put
+from tests.helpers.records import Write, checked_on_device, push, put
 
 
 @dataclass
@@ -82,7 +82,9 @@ def bridge(caseload: Caseload, make_user: Callable[..., User]) -> Person:
     return Person(account.name, "bridge", account)
 
 
-@pytest.fixture(params=["put", "push"])
+@pytest.fixture(params=["put", "push", "device"])
 def write(request: pytest.FixtureRequest) -> Write:
-    """Every rule is checked through an ordinary write and through a device's push."""
-    return put if request.param == "put" else push
+    """Every rule is checked through an ordinary write, a device's push, and the device's own
+    check before it saves (the same rules, run on the device: it must agree with the server
+    on every case)."""
+    return {"put": put, "push": push, "device": checked_on_device}[request.param]

@@ -48,7 +48,7 @@ def test_a_valid_observation_is_stored(caseload: Caseload, person: Callable[...,
     nurse = person("nurse")
     doc = observation(nurse.user, nurse.device)
     write(nurse.db(caseload), doc, None)
-    assert read(caseload.db, doc["_id"])["news2"] == 1
+    assert read(caseload.db, doc["_id"])["news2"] == 0
 
 
 @pytest.mark.parametrize(("problem", "change", "code"), CASES, ids=[c[0] for c in CASES])
