@@ -8,7 +8,7 @@ from carecouch.clock import format_utc, parse_utc
 from carecouch.conflicts.finder import caseload_scope
 from carecouch.conflicts.trail import read_trail
 
-from .audit_break_glass import break_glass
+from .audit_break_glass import break_glass, review
 from .context import AppContext, pass_app
 from .errors import BadUsage
 from .output import echo_json, echo_table, json_option, note, progress, quiet_option
@@ -69,3 +69,4 @@ def resolutions(app: AppContext, caseloads: tuple[str, ...], since: str | None,
 
 
 audit.add_command(break_glass)
+audit.add_command(review)

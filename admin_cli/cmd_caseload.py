@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from carecouch import prompts
 from carecouch.caseload_status import CaseloadStatus, fill, registered, show_caseload
 from carecouch.ddocs import COUCH_DIR_VARIABLE
 from carecouch.ids import InvalidCaseloadId, caseload_db, check_caseload_id
@@ -278,12 +279,7 @@ def destroy(app: AppContext, caseload_id: str, yes: bool, dry_run: bool,
     if preview.changed and not dry_run and not yes:
         docs = "" if preview.doc_count is None else f" ({preview.doc_count} documents)"
         note(f"This deletes database {preview.db}{docs} for good.")
-        try:
-            typed = click.prompt("Type the caseload id to confirm", default="",
-                                 show_default=False, err=True)
-        except click.Abort:  # end of input: no answer is not a yes
-            note("")
-            typed = ""
+        typed = prompts.typed("Type the caseload id to confirm")
         if typed.strip() != preview.id:
             raise CommandFailed(f"not confirmed; caseload {preview.id} was not destroyed")
     result = preview if dry_run else provisioner.destroy(caseload_id)

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from carecouch import prompts
 from carecouch.clock import utc_now
 from carecouch.conflicts.apply import RESOLVED, AuditSink, Outcome, apply_plans
 from carecouch.conflicts.auto import plan_caseloads
@@ -79,13 +80,7 @@ def _usage() -> Iterator[None]:
 
 
 def _confirm(question: str) -> None:
-    try:
-        ok = click.confirm(question, default=False, err=True)
-    except click.Abort:  # end of input: no answer is not a yes
-        note("")
-        ok = False
-    if not ok:
-        raise CommandFailed("not confirmed; nothing was written")
+    prompts.confirm(question, "not confirmed; nothing was written")
 
 
 def _audit(app: AppContext) -> AuditSink:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import click
 
-from carecouch import revocation
+from carecouch import prompts, revocation
 from carecouch.credentials import CredentialStore, Session
 from carecouch.ids import InvalidName, check_device_id, check_user_id
 
@@ -81,9 +81,8 @@ def revoke(app: AppContext, user: str | None, device: str | None, yes: bool,
         raise BadUsage(str(exc)) from exc
     if not yes:
         what = f"user {subject}" if user else f"device {subject}"
-        if not click.confirm(f"Revoke {what}? Their devices stop syncing at once.",
-                             err=True, default=False):
-            raise CommandFailed(f"not confirmed; {what} was not revoked")
+        prompts.confirm(f"Revoke {what}? Their devices stop syncing at once.",
+                        f"not confirmed; {what} was not revoked")
     actor = app.client.user or "carecouch"
     if user is not None:
         result = revocation.revoke_user(app.client, subject, actor)

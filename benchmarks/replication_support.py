@@ -75,7 +75,8 @@ def fill(db: Database, count: int, batch: int = 1000) -> None:
 
 def new_store(directory: Path, db: Database, server_url: str) -> DeviceStore:
     """A fresh store (the KDF is not what is measured: a cheap one)."""
-    store = DeviceStore.create(directory / f"{uuid.uuid4().hex}.sqlite", "benchmark",
+    store = DeviceStore.create(directory / f"{uuid.uuid4().hex}.sqlite",
+                               "benchmark store passphrase",
                                kdf=KdfParams.new(memory_kib=8 * 1024, iterations=1))
     store.add_database(db.name, server_url)
     return store

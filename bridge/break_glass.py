@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from carecouch.clock import utc_now
+from carecouch import break_glass as glass
+from carecouch.clock import format_utc, parse_utc, utc_now
 from carecouch.ids import InvalidCaseloadId, check_caseload_id
 
 from . import inputs
@@ -54,3 +55,18 @@ def break_glass() -> tuple[Response, int]:
     body = issue(identity, device, policy, grant, extra=(caseload_id, policy.filter),
                  lifetime=grant.break_glass_lifetime, break_glass=flag)  # audited there
     return jsonify({**body, "break_glass": flag}), 201
+
+
+@blueprint.post("/v1/break-glass/reviews")
+def reviews() -> tuple[Response, int]:
+    """The signing device's break-glass grants and their review, so it flags them to its
+    clinician until reviewed. Signed by the device only: it learns no more than it holds."""
+    device = require_device()
+    data = inputs.body()
+    inputs.only(data, "since")
+    since = inputs.text(data, "since", required=False, max_length=40)
+    if since is not None:
+        since = inputs.checked(since, lambda t: format_utc(parse_utc(t)), "since")
+    # From `since` (the device's oldest grant still pending): the trail is read from there.
+    found = glass.grants(services().audit("carecouch"), since=since, device=device.id)
+    return jsonify({"grants": [g.to_json(private=False) for g in found]}), 200

@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
+from carecouch import break_glass as glass
 from carecouch import revocation
 from carecouch.audit import AuditEvent
 from carecouch.clock import format_utc
@@ -89,8 +90,11 @@ def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
         "databases": [{"caseload": d["caseload"], "name": d["name"], "filter": d["filter"]}
                       for d in databases],
         "break_glass": break_glass}
-    s.audit(identity.user).record_many(_events(identity, device, policy, issued, rotated,
-                                               break_glass))
+    written = s.audit(identity.user).record_many(_events(identity, device, policy, issued,
+                                                         rotated, break_glass))
+    if break_glass is not None:
+        # The grant's id is its audit entry: the device asks for its review by it.
+        break_glass["id"] = next(d["_id"] for d in written if d["action"] == glass.ISSUE)
     return {"couchdb_url": s.settings.public_couchdb_url, "username": issued.name,
             "password": issued.password, "roles": list(issued.roles),
             "issued_at": issued.issued_at, "expires_at": issued.expires_at,
@@ -107,10 +111,10 @@ def _databases(grant: Grant, extra: tuple[str, Filter] | None,
     if extra:
         wanted.append((extra[0], extra[1], True))
     databases = []
-    for caseload_id, flt, glass in wanted:
+    for caseload_id, flt, emergency in wanted:
         db = caseload_db(caseload_id)
         entry: dict[str, Any] = {"caseload": caseload_id, "name": db, "url": f"{url}/{db}"}
-        if glass:
+        if emergency:
             entry["break_glass"] = True
         entry["filter"] = {"name": FILTER_NAME, "query_params": filter_params(flt, now)}
         databases.append(entry)
@@ -129,7 +133,7 @@ def _events(identity: Identity, device: Device, policy: Policy, issued: Issued,
         events.append(AuditEvent("credentials.rotate", identity.user, {
             "name": issued.name, "device": device.id, "replaced": rotated}))
     if break_glass is not None:
-        events.append(AuditEvent("break_glass.issue", break_glass["caseload"], {
+        events.append(AuditEvent(glass.ISSUE, break_glass["caseload"], {
             "user": identity.user, "device": device.id, "name": issued.name,
             "justification": break_glass["justification"], "expires_at": issued.expires_at,
             "review": break_glass["review"]}))

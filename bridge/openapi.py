@@ -108,6 +108,10 @@ DOCUMENT: dict[str, Any] = {
                    "justification": {"type": "string", "minLength": MIN_JUSTIFICATION,
                                      "maxLength": 2000}},
                   ["caseload", "justification"]))},
+        "/v1/break-glass/reviews": {"post": _op(
+            "This device's break-glass grants and whether each was reviewed", _SIGNED,
+            _answers({200: "BreakGlassReviews"}, *_SIGNED_ERRORS),
+            _body({"since": {"type": "string", "format": "date-time"}}, []))},
         "/v1/leases": {"post": _op(
             "Claim the lease on an exclusive record (200: you already hold it)", _SIGNED,
             _answers({200: "LeaseAnswer", 201: "LeaseAnswer"}, *_SIGNED_ERRORS),

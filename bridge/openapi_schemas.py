@@ -73,8 +73,13 @@ SCHEMAS: dict[str, Any] = {
         "issued_at": _TIME, "expires_at": _TIME, "server_time": _TIME,
         "databases": {"type": "array", "items": ref("Database")}, "rotated": _TEXTS,
         "policy_version": _TEXT, "snapshot": _JWS},
-        {"break_glass": _object({"caseload": _TEXT, "justification": _TEXT,
+        {"break_glass": _object({"id": _TEXT, "caseload": _TEXT, "justification": _TEXT,
                                  "review": {"const": "pending"}, "requested_at": _TIME})}),
+    # A device's own break-glass grants and their review (no justification, no note).
+    "BreakGlassReviews": _object({"grants": {"type": "array", "items": _object({
+        "id": _TEXT, "at": _TIME, "caseload": _TEXT, "user": _TEXT, "device": _TEXT,
+        "expires_at": _TEXT, "review": {"enum": ["pending", "justified", "not-justified"]},
+        "reviewed_at": {"type": ["string", "null"], "format": "date-time"}})}}),
     "LeaseAnswer": _object({"caseload": _TEXT, "record": _TEXT, "rev": _TEXT,
                             "lease": {"oneOf": [_LEASE, {"type": "null"}]}},
                            {"token": _JWS}),

@@ -29,7 +29,7 @@ from .replication.status import SyncReport
 from .rules import DeviceRules
 from .store.device import DeviceStore
 from .store.documents import Doc
-from .store.rejections import Rejection, Rejections
+from .store.rejections import CORRECTED, Rejection, Rejections
 from .store.replica import ReplicaIO
 
 
@@ -194,8 +194,8 @@ class Device:
     def sync(self, database: str) -> SyncReport:
         return self.replicator.sync(database)
 
-    def sync_all(self) -> list[SyncReport]:
-        return self.replicator.sync_all()
+    def sync_all(self, names: list[str] | None = None) -> list[SyncReport]:
+        return self.replicator.sync_all(names)
 
     # -- rejected writes --------------------------------------------------------------------
 
@@ -211,10 +211,33 @@ class Device:
                                               lambda doc: self.stamp(database, doc))
 
     def discard_rejected(self, database: str, doc_id: str, rev: str | None = None) -> None:
+        """Take a refused revision out (its content stays in the rejection log); offline
+        too (recovery.discard)."""
         local = self.store.database(database)
         rejection = Rejections(local).get(doc_id, rev)
+        if self.store.offline:
+            recovery.discard(None, local, rejection)
+            return
         with self._remote(database) as remote:
             recovery.discard(remote, local, rejection)
+
+    def correct_rejected(self, database: str, doc_id: str, changes: Mapping[str, Any],
+                         remove: Iterable[str] = (), rev: str | None = None) -> Doc:
+        """The way out of a refused append-only record: a new record with its content and
+        ``changes`` (checked by the rules now, like every edit), amending it when the server
+        holds it; then the refused revision is discarded. Works offline."""
+        local = self.store.database(database)
+        rejection = Rejections(local).get(doc_id, rev)
+        fields = recovery.correction(local, rejection, self.registry, changes, remove)
+        corrected = self.new_record(database, str(rejection.doc["type"]), fields)
+        remote = None if self.store.offline else self.replicator.remote_for(local)
+        try:
+            recovery.discard(remote, local, rejection, state=CORRECTED,
+                             resolved_by=str(corrected["_id"]))
+        finally:
+            if remote is not None:
+                remote.close()
+        return corrected
 
     def learn_rules(self, database: str) -> None:
         """Read now, online, the rules the server runs on ``database`` and the session's

@@ -38,6 +38,7 @@ from .snapshot import Snapshot
 from .store.device import DeviceStore
 
 SESSION = "session"   # sealed: the bridge's credentials answer, as below
+BREAK_GLASS = "break_glass"  # sealed: this device's break-glass grants and their review
 KEPT = ("couchdb_url", "username", "password", "roles", "issued_at", "expires_at",
         "databases", "snapshot", "policy_version")
 # Renew this long before the credential expires: never start a sync on one about to lapse.
@@ -81,9 +82,53 @@ class BridgeSession:
         self.bind_databases()
         return self.describe()
 
+    def break_glass(self, caseload: str, justification: str) -> dict[str, Any]:
+        """Emergency access to ``caseload`` (online; the bridge audits it for review): new
+        credentials and snapshot that include it. The grant is kept and flagged in
+        ``status`` until the device hears it was reviewed (:meth:`refresh_reviews`)."""
+        answer = self.post("/v1/break-glass", {"caseload": caseload,
+                                               "justification": justification})
+        self._offset = self._keep(answer)
+        self.store.save_clock_offset(self._offset)
+        self.bind_databases()
+        flag = answer.body.get("break_glass") or {}
+        grant = {"id": str(flag.get("id")), "caseload": caseload,
+                 "at": str(flag.get("requested_at")), "expires_at": self._state["expires_at"]
+                 if self._state else None, "review": "pending"}
+        self._save_grants([*self.break_glass_grants(), grant])
+        return grant
+
+    def break_glass_grants(self) -> list[dict[str, Any]]:
+        """This device's break-glass grants, as it last heard of their review."""
+        raw = _readable(self.store, BREAK_GLASS)
+        return list(json.loads(raw)) if raw else []
+
+    def refresh_reviews(self) -> list[dict[str, Any]]:
+        """Ask the bridge which of the pending grants were reviewed (one signed request,
+        only when some are pending)."""
+        grants = self.break_glass_grants()
+        pending = [g for g in grants if g["review"] == "pending"]
+        if not pending:
+            return grants
+        answer = self.post("/v1/break-glass/reviews", {"since": min(g["at"] for g in pending)})
+        heard = {g["id"]: g for g in answer.body.get("grants") or [] if isinstance(g, dict)}
+        for grant in grants:
+            news = heard.get(grant["id"])
+            if news is not None and news.get("review") != "pending":
+                grant.update(review=news["review"], reviewed_at=news.get("reviewed_at"))
+        self._save_grants(grants)
+        return grants
+
+    def _save_grants(self, grants: list[dict[str, Any]]) -> None:
+        self.store.secrets.put_many({BREAK_GLASS: json.dumps(grants)})
+
     def _issue(self) -> int | None:
-        """Ask, verify, keep; returns the clock offset the answer's ``server_time`` gives."""
-        answer = self.post("/v1/credentials", {})
+        """New credentials (``POST /v1/credentials``), verified and kept; returns the clock
+        offset the answer's ``server_time`` gives."""
+        return self._keep(self.post("/v1/credentials", {}))
+
+    def _keep(self, answer: Answer) -> int | None:
+        """Verify a credentials answer and keep it; returns the clock offset it gives."""
         state = {key: answer.body.get(key) for key in KEPT}
         self._check(state)
         clock = ClockEstimator(self._offset)
@@ -188,7 +233,7 @@ class BridgeSession:
                 "credential_expired": now >= snapshot.credential_expires_at,
                 "offline_until": format_utc(snapshot.offline_until),
                 "offline_window_passed": now >= snapshot.offline_until,
-                "leases": self.leases.held()}
+                "leases": self.leases.held(), "break_glass": self.break_glass_grants()}
 
     # -- the device with this session -------------------------------------------------------
 

@@ -6,6 +6,8 @@ from typing import Any
 
 import click
 
+from carecouch import prompts
+
 from .. import enrolment
 from .context import TOKEN_VARIABLE, DeviceContext, checked_url, pass_device
 
@@ -45,3 +47,25 @@ def _login_text(data: dict[str, Any]) -> str:
         f"{data['offline_until']}",
         f"databases: {', '.join(snapshot['databases']) or 'none'}",
         f"may write: {', '.join(snapshot['record_types']) or 'nothing'}"])
+
+
+@click.command(name="break-glass")
+@click.argument("caseload")
+@click.option("--justification", metavar="TEXT",
+              help="Why this emergency access is needed (at least 20 characters; asked for "
+                   "when not given). It is kept in the audit trail for review.")
+@click.option("--token", envvar=TOKEN_VARIABLE, metavar="JWT",
+              help=_TOKEN_HELP + "; default: the last one given.")
+@pass_device
+def break_glass(ctx: DeviceContext, caseload: str, justification: str | None,
+                token: str | None) -> None:
+    """Emergency access to a caseload outside your policy (online, through the bridge). It
+    is short-lived, audited, and flagged in `status` until a reviewer has looked at it."""
+    if not ctx.enrolled():
+        raise click.UsageError("break-glass needs an enrolled device (run `enrol` first)")
+    text = justification or prompts.typed("Why do you need this access now?")
+    if not text.strip():
+        raise click.UsageError("a justification is required (--justification TEXT)")
+    grant = ctx.session(token).break_glass(caseload, text.strip())
+    ctx.emit(grant, lambda g: f"break-glass access to {g['caseload']} until {g['expires_at']};"
+                              f" flagged for review ({g['id']})")

@@ -3,33 +3,17 @@ JSON document). Every edit is stamped and checked against the policy by the libr
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from .. import leases
-from .context import DeviceContext, db_option, pass_device
+from .context import DeviceContext, db_option, field_values, pass_device
 
 _set_option = click.option(
     "--set", "values", multiple=True, metavar="FIELD=VALUE",
     help="FIELD=VALUE (repeatable); VALUE is read as JSON when it is JSON (71, true, "
          "[\"a\"]) and as text otherwise.")
-
-
-def _values(pairs: tuple[str, ...]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, raw = pair.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{pair!r}: use FIELD=VALUE", param_hint="--set")
-        if name.startswith("_") or name == "type":
-            raise click.BadParameter(f"{name} is not a field you set", param_hint="--set")
-        try:
-            values[name] = json.loads(raw)
-        except ValueError:
-            values[name] = raw
-    return values
 
 
 # The NEWS2 chart's clinical response to each band (Royal College of Physicians, 2017).
@@ -77,7 +61,7 @@ def new(ctx: DeviceContext, record_type: str, subject: str, values: tuple[str, .
 
     Exclusive records (order sign-offs, controlled-drug checks) are created by the bridge, so
     this needs the network for them; claim the lease next (`lease claim`)."""
-    device, fields = ctx.device(), _values(values)
+    device, fields = ctx.device(), field_values(values)
     spec = device.registry.types.get(record_type)
     if spec is not None and spec.record_class == "exclusive" and ctx.enrolled():
         saved = leases.create(ctx.session(), device, ctx.database(database), record_type,
@@ -101,7 +85,7 @@ def update(ctx: DeviceContext, doc_id: str, values: tuple[str, ...], remove: tup
     when, as the record rules require)."""
     if not values and not remove:
         raise click.UsageError("nothing to change: give --set or --unset")
-    rev = ctx.device().update(ctx.database(database), doc_id, _values(values), remove)
+    rev = ctx.device().update(ctx.database(database), doc_id, field_values(values), remove)
     _saved(ctx, doc_id, rev)
 
 
@@ -116,5 +100,5 @@ def complete(ctx: DeviceContext, doc_id: str, status: str, values: tuple[str, ..
              database: str | None) -> None:
     """Complete an exclusive record you hold a lease on (works offline; the lease token is
     checked on the device, and again by the server when it syncs)."""
-    rev = ctx.device().complete(ctx.database(database), doc_id, status, _values(values))
+    rev = ctx.device().complete(ctx.database(database), doc_id, status, field_values(values))
     _saved(ctx, doc_id, rev)

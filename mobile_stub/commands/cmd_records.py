@@ -8,7 +8,9 @@ from typing import Any
 
 import click
 
-from ..replication import checkpoint_restarts, last_sync
+from carecouch.records import load_registry
+
+from ..replication import checkpoint_restarts, last_sync, recovery
 from ..store import Rejections
 from .context import DeviceContext, db_option, pass_device
 
@@ -22,6 +24,7 @@ def status(ctx: DeviceContext, as_json: bool) -> None:
     leases held."""
     ctx.as_json = ctx.as_json or as_json
     store = ctx.store()
+    registry = load_registry()
     data: dict[str, Any] = {"device_id": store.device_id, "offline": store.offline,
                             "clock_offset_ms": store.clock_offset_ms, "databases": [],
                             "bridge": ctx.session().describe() if ctx.enrolled() else None}
@@ -31,7 +34,8 @@ def status(ctx: DeviceContext, as_json: bool) -> None:
             "name": name, "server": local.server_url,
             "filter": json.loads(local.filter_json) if local.filter_json else None,
             **local.counts(), "conflicts": local.conflicted_ids(),
-            "rejected": [r.to_json() for r in Rejections(local).list()],
+            "rejected": [{**r.to_json(), "ways_out": recovery.ways_out(r, registry)}
+                         for r in Rejections(local).list()],
             "last_sync": last_sync(store, name),
             "checkpoint_restarts": checkpoint_restarts(store, name)})
     ctx.emit(data, _status_text)
@@ -53,18 +57,18 @@ def _status_text(data: dict[str, Any]) -> str:
     for db in data["databases"]:
         last = db["last_sync"]
         when = f"{last['state']} at {last['ended_at']}" if last else "never"
-        lines.append(f"{db['name']} ({db['server']}): {db['docs']} docs, {db['pending']} "
-                     f"pending, {db['conflicted']} conflicted, {len(db['rejected'])} refused; "
-                     f"last sync {when}")
+        lines.append(f"{db['name']} ({db['server']}): {db['docs']} docs, {db['conflicted']} "
+                     f"conflicted; this device's edits: {db['saved']} saved, {db['sent']} "
+                     f"sent, {db['confirmed']} confirmed, {db['refused']} refused; last sync "
+                     f"{when}")
         if last and last.get("message"):
             lines.append(f"  last sync: {last['message']}")
         lines += [f"  checkpoint: {e['direction']} at {e['at']} started from the beginning: "
                   f"{RESTART_REASONS.get(e['trust'], e['trust'])}"
                   for e in db["checkpoint_restarts"]]
         lines += [f"  conflict: {doc_id}" for doc_id in db["conflicts"]]
-        lines += [f"  refused: {r['id']} {r['rev']}: {r['reason']}"
-                  + (f" (recover: carecouch-device retry {r['id']})" if r["recovery"] else "")
-                  for r in db["rejected"]]
+        lines += [f"  refused: {r['id']} {r['rev']}: {r['reason']} (way out: "
+                  f"{' | '.join(r['ways_out'])})" for r in db["rejected"]]
     return "\n".join(lines)
 
 
@@ -84,6 +88,10 @@ def _bridge_text(bridge: dict[str, Any]) -> list[str]:
     lines.append(f"  may write: {', '.join(snapshot['record_types']) or 'nothing'}")
     lines += [f"  lease: {held['record']} until {held['expires_at']}" if "error" not in held
               else f"  lease: {held['record']}: {held['error']}" for held in bridge["leases"]]
+    lines += [f"  BREAK-GLASS access to {g['caseload']} at {g['at']}: REVIEW PENDING"
+              if g["review"] == "pending" else
+              f"  break-glass access to {g['caseload']} at {g['at']}: reviewed, {g['review']}"
+              for g in bridge.get("break_glass", [])]
     return lines
 
 
@@ -93,9 +101,36 @@ def _bridge_text(bridge: dict[str, Any]) -> list[str]:
 @click.option("--rev", metavar="REV", help="A leaf revision (default: the winner).")
 @pass_device
 def show(ctx: DeviceContext, doc_id: str, database: str | None, rev: str | None) -> None:
-    """Print a document as JSON, with its conflicts."""
+    """Print a record with its conflicts, and where this device's edit of it stands: saved
+    on the device, sent, confirmed (the server holds it) or refused (and why)."""
     local = ctx.store().database(ctx.database(database))
-    ctx.emit(local.get(doc_id, rev, conflicts=True))
+    doc = local.get(doc_id, rev, conflicts=True)
+    state = local.state(doc_id, doc["_rev"])
+    refused = [r for r in Rejections(local).list() if r.doc_id == doc_id and
+               r.rev == doc["_rev"]]
+    data = {"record": doc, "state": str(state) if state else "from the server",
+            "refusal": refused[0].to_json() if refused else None,
+            "body_on_device": len(doc) > 2 or bool(doc.get("_deleted"))}
+    ctx.emit(data, _show_text)
+
+
+STATES = {
+    "saved": "saved on this device, not yet sent",
+    "sent": "sent; the server has not yet confirmed it",
+    "confirmed": "confirmed: the server holds this revision",
+    "refused": "REFUSED by the server",
+    "from the server": "as the server has it",
+}
+
+
+def _show_text(data: dict[str, Any]) -> str:
+    doc = data["record"]
+    head = f"{doc['_id']} {doc['_rev']}: {STATES[data['state']]}"
+    if data["refusal"]:
+        head += f" ({data['refusal']['reason']})"
+    if not data["body_on_device"]:
+        head += "; its content is read back from the server at the next sync"
+    return head + "\n" + json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)
 
 
 @click.command()

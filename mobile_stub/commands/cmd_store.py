@@ -6,6 +6,7 @@ import json
 
 import click
 
+from carecouch import prompts
 from carecouch.couch import Timeouts
 from carecouch.errors import CarecouchError, ConfigError
 from carecouch.records import load_registry
@@ -113,8 +114,8 @@ def wipe(ctx: DeviceContext, yes: bool, dry_run: bool) -> None:
                  lambda d: "would destroy: " + ", ".join(d["would_destroy"]))
         return
     if not yes:
-        click.confirm(f"Destroy the device store at {ctx.store_path} and every unsynced "
-                      "record in it?", abort=True, err=True)
+        prompts.confirm(f"Destroy the device store at {ctx.store_path} and every unsynced "
+                        "record in it?", "not confirmed; the store was kept")
     ctx.wipe()
     ctx.emit({"wiped": str(ctx.store_path)}, lambda d: f"wiped {d['wiped']}")
 

@@ -7,8 +7,12 @@ from collections.abc import Callable
 
 import click
 
-from ..replication import CheckpointTrust, SyncReport
-from .context import DeviceContext, db_option, pass_device
+from carecouch import prompts
+from carecouch.errors import CarecouchError
+
+from ..errors import DeviceRevoked
+from ..replication import CheckpointTrust, SyncReport, SyncState
+from .context import DeviceContext, db_option, field_values, pass_device
 
 
 def _line(report: SyncReport) -> str:
@@ -26,6 +30,26 @@ def _lines(reports: list[SyncReport]) -> Callable[[object], str]:
     return lambda _: "\n".join(_line(report) for report in reports)
 
 
+class _Progress:
+    """Per database, documents pulled and pushed, on stderr, for syncs that take a while:
+    at most one line every PROGRESS_EVERY seconds, the first after that long."""
+
+    def __init__(self, quiet: bool, clock: Callable[[], float] = time.monotonic) -> None:
+        self.quiet = quiet
+        self.clock = clock
+        self.next_at = clock() + PROGRESS_EVERY
+
+    def __call__(self, report: SyncReport) -> None:
+        if self.quiet or self.clock() < self.next_at:
+            return
+        self.next_at = self.clock() + PROGRESS_EVERY
+        click.echo(f"{report.database}: pulled {report.pull.docs_written}, pushed "
+                   f"{report.push.docs_written} so far", err=True)
+
+
+PROGRESS_EVERY = 2.0
+
+
 @click.command()
 @click.option("--db", "database", metavar="NAME", help="Sync only this database.")
 @click.option("--continuous", is_flag=True, help="Keep syncing every --interval seconds "
@@ -33,28 +57,54 @@ def _lines(reports: list[SyncReport]) -> Callable[[object], str]:
 @click.option("--interval", default=30.0, show_default=True, type=click.FloatRange(min=1),
               help="Seconds between syncs with --continuous.")
 @click.option("--json", "as_json", is_flag=True, help="Print the sync reports as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress lines on stderr.")
 @pass_device
 def sync(ctx: DeviceContext, database: str | None, continuous: bool, interval: float,
-         as_json: bool) -> None:
-    """Pull then push each database once (or continuously); exit 1 if any stopped."""
+         as_json: bool, quiet: bool) -> None:
+    """Pull then push each database once (or continuously). Exit 1 when any sync stopped or
+    the server refused any write (the reports name them; `status` says the way out)."""
     ctx.as_json = ctx.as_json or as_json
     device = ctx.device()
+    device.replicator.on_progress = _Progress(quiet)
     names = [ctx.database(database)] if database else device.store.database_names()
     while True:
-        reports = [device.sync(name) for name in names]
+        reports = device.sync_all(names)
+        if ctx.enrolled() and any(r.reached for r in reports):
+            _hear_reviews(ctx)
         ctx.emit([r.to_json() for r in reports], _lines(reports))
-        refused = sum(r.rejected for r in reports)
-        if refused:
-            click.echo(f"{refused} write(s) refused by the server: see `carecouch-device "
-                       "status`", err=True)
+        failed = _summary(reports)
         if not continuous:
-            if not all(r.ok for r in reports):
+            if failed:
                 raise click.exceptions.Exit(1)
             return
         try:
             time.sleep(interval)
         except KeyboardInterrupt:
             return
+
+
+def _hear_reviews(ctx: DeviceContext) -> None:
+    """While online, learn whether pending break-glass grants were reviewed (status flags
+    them until then); a bridge that does not answer now is asked at the next sync."""
+    try:
+        ctx.session().refresh_reviews()
+    except DeviceRevoked:
+        raise
+    except CarecouchError:
+        pass
+
+
+def _summary(reports: list[SyncReport]) -> bool:
+    """One line on stderr for what needs attention; True when anything failed."""
+    refused = sum(len(r.refused) for r in reports)
+    if refused:
+        click.echo(f"{refused} write{'s' if refused != 1 else ''} refused by the server: see "
+                   "`carecouch-device status` for the way out", err=True)
+    unreachable = [r for r in reports if r.state is SyncState.UNREACHABLE and not r.reached]
+    if unreachable and len(unreachable) == len(reports):
+        click.echo("the server cannot be reached: nothing was synced; everything is kept on "
+                   "this device and syncs when the network is back", err=True)
+    return bool(refused) or not all(r.ok for r in reports)
 
 
 @click.command()
@@ -82,9 +132,32 @@ def retry(ctx: DeviceContext, doc_id: str, database: str | None, rev: str | None
 @pass_device
 def discard(ctx: DeviceContext, doc_id: str, database: str | None, rev: str | None,
             yes: bool) -> None:
-    """Take a refused revision out of the record (its content stays in the rejection log)."""
+    """Take a refused revision out of the record (its content stays in the rejection log).
+    Works offline."""
     name = ctx.database(database)
     if not yes:
-        click.confirm(f"Discard the refused edit of {doc_id}?", abort=True, err=True)
+        prompts.confirm(f"Discard the refused edit of {doc_id}?",
+                        f"not confirmed; the refused edit of {doc_id} was kept")
     ctx.device().discard_rejected(name, doc_id, rev)
     ctx.emit({"id": doc_id, "discarded": True}, lambda _: f"{doc_id}: refused edit discarded")
+
+
+@click.command()
+@click.argument("doc_id")
+@click.option("--set", "values", multiple=True, metavar="FIELD=VALUE",
+              help="A field to change in the correction (repeatable; VALUE is read as JSON "
+                   "when it is JSON).")
+@click.option("--unset", "remove", multiple=True, metavar="FIELD",
+              help="A field to leave out of the correction (repeatable).")
+@db_option
+@click.option("--rev", metavar="REV", help="Which refused revision (default: the latest).")
+@pass_device
+def correct(ctx: DeviceContext, doc_id: str, values: tuple[str, ...], remove: tuple[str, ...],
+            database: str | None, rev: str | None) -> None:
+    """Correct a refused append-only record (an observation, a note): a new record with its
+    content and your changes, amending it if the server holds it; the refused revision is
+    discarded (its content stays in the rejection log). Works offline."""
+    name = ctx.database(database)
+    corrected = ctx.device().correct_rejected(name, doc_id, field_values(values), remove, rev)
+    ctx.emit({"id": corrected["_id"], "rev": corrected["_rev"], "corrects": doc_id},
+             lambda d: f"{d['corrects']}: corrected by {d['id']} {d['rev']} (syncs next)")

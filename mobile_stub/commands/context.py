@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from carecouch import prompts
 from carecouch.couch import split_credentials
 from carecouch.errors import ConfigError
 
@@ -103,9 +104,8 @@ def passphrase(*, confirm: bool = False) -> str:
     value = os.environ.get("CARECOUCH_DEVICE_PASSPHRASE")
     if value:
         return value
-    entered: str = click.prompt("Store passphrase", hide_input=True,
-                                confirmation_prompt=confirm, err=True)
-    return entered
+    return prompts.secret("Store passphrase", repeat=confirm,
+                          otherwise="set CARECOUCH_DEVICE_PASSPHRASE")
 
 
 def credentials_from_env() -> StaticCredentials:
@@ -129,3 +129,19 @@ def checked_url(url: str, param_hint: str, identity_from: str) -> str:
         raise click.BadParameter(f"give the URL without credentials; they come from "
                                  f"{identity_from}", param_hint=param_hint)
     return base
+
+
+def field_values(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--set FIELD=VALUE`` pairs; VALUE is read as JSON when it is JSON, else as text."""
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r}: use FIELD=VALUE", param_hint="--set")
+        if name.startswith("_") or name == "type":
+            raise click.BadParameter(f"{name} is not a field you set", param_hint="--set")
+        try:
+            values[name] = json.loads(raw)
+        except ValueError:
+            values[name] = raw
+    return values

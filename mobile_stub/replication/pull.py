@@ -59,6 +59,7 @@ class Puller:
         self.checkpointer = checkpointer
         self.options = options
         self.stats = ReplicationStats()
+        self.on_progress: Callable[[], None] | None = None  # after every batch stored
 
     def run(self) -> Any:
         """Pull everything changed since the checkpoint; returns the last sequence pulled."""
@@ -71,15 +72,26 @@ class Puller:
             try:
                 for batch in feed:
                     self._apply(batch, pool)
+                    if self.on_progress is not None:
+                        self.on_progress()
                     since = batch.last_seq
                     now = time.monotonic()
                     if (not batch.more
                             or now - last_checkpoint >= self.options.checkpoint_interval):
                         self.checkpointer.record(since, self.stats)
                         last_checkpoint = now
+                self._restore_bodies(pool)
             finally:
                 feed.stop()
         return since
+
+    def _restore_bodies(self, pool: ThreadPoolExecutor) -> None:
+        """Read back the bodies of leaves the device holds without one (a refused branch
+        discarded offline leaves the revision it grew from so): the feed will not list them
+        again, since the server's copy did not change."""
+        refs = [{"id": doc_id, "rev": rev} for doc_id, rev in self.local.bodiless_leaves()]
+        if refs:
+            self.io.store(self._bulk_get(refs, pool))
 
     # -- steps ------------------------------------------------------------------------------
 

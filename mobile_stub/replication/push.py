@@ -16,11 +16,13 @@ is caught too. Every refused revision is kept in the store with the server's rea
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from carecouch.couch import Database, Doc
 from carecouch.errors import CouchForbidden
+from carecouch.rules import refusal_code
 
 from ..store.documents import LocalDatabase
 from ..store.rejections import Rejections
@@ -59,6 +61,8 @@ class Pusher:
         self.checkpointer = checkpointer
         self.options = options
         self.stats = ReplicationStats()
+        self.refused: list[dict[str, str]] = []  # this run's refusals, for the sync report
+        self.on_progress: Callable[[], None] | None = None  # after every step
 
     def run(self) -> Any:
         since = self.checkpointer.start()
@@ -80,6 +84,8 @@ class Pusher:
                 offer = dict(pending[:size])
                 try:
                     self._keep(self._push(offer))
+                    if self.on_progress is not None:
+                        self.on_progress()
                 except SyncStopped as exc:
                     # A link that keeps dropping large requests may still carry small ones.
                     if exc.state is not SyncState.UNREACHABLE or size == 1:
@@ -109,6 +115,8 @@ class Pusher:
         if not missing:
             return result
         docs = self.io.docs_for_push(missing)
+        with self.local.store.transaction():
+            self.local.mark_sent((doc["_id"], doc["_rev"]) for doc in docs)
         errors = _write(db, docs)
         still = db.revs_diff({doc_id: revs for doc_id, revs in missing.items()})
         for doc in docs:
@@ -131,6 +139,9 @@ class Pusher:
             self.io.mark_on_server({k: v for k, v in result.written.items() if v})
             for doc, error, reason in result.refused:
                 self.rejections.record(doc, error, reason)
+                self.refused.append({"id": str(doc["_id"]), "rev": str(doc["_rev"]),
+                                     "error": error, "reason": reason,
+                                     "code": refusal_code(reason)})
 
 
 def _write(db: Database, docs: list[Doc]) -> dict[tuple[str, str | None], tuple[str, str]]:

@@ -7,6 +7,10 @@ replicator:
 - **transient failures** (no answer, cut connection, 5xx, truncated body) are retried with
   exponential backoff and full jitter; a *step* is retried as a whole, so a push step re-runs
   its ``_revs_diff`` before writing again and never writes a revision twice;
+- **an unreachable server**: until the server has answered once in this sync, a connection
+  that cannot be made is tried only ``first_contact_attempts`` times, so a device out of
+  coverage says so within seconds instead of retrying for a minute (the link that drops in
+  the middle of a sync gets the full retry policy);
 - **401**: the credentials provider's ``renew`` is called once per sync; a second 401 (or no
   renewal) stops the sync with :attr:`SyncState.UNAUTHORIZED`;
 - the ``Date`` header of every answer feeds the clock estimate.
@@ -45,6 +49,7 @@ class RetryPolicy:
     attempts: int = 8          # tries per step before the sync stops as UNREACHABLE
     base_delay: float = 0.25   # seconds; doubled per attempt
     max_delay: float = 10.0
+    first_contact_attempts: int = 2  # tries before the server first answered
 
     def delay(self, attempt: int) -> float:
         # Full jitter: many devices coming back online at once do not retry in lockstep.
@@ -73,6 +78,7 @@ class RemoteDatabase:
         self._renewals_left = 1
         self.renewed = False
         self.retries = 0
+        self.contacted = False  # the server has answered once
 
     def _connect(self, user: str, password: str) -> CouchClient:
         # retries=0: this class owns the retry policy, so a step is retried as a whole.
@@ -100,13 +106,19 @@ class RemoteDatabase:
                 raise DeviceOffline("the device is offline (run `carecouch-device online`)")
             client = self._client
             try:
-                return step(client.db(self.name))
+                result = step(client.db(self.name))
+                self.contacted = True
+                return result
             except CouchUnauthorized as exc:
+                self.contacted = True
                 self._renew(client, exc)
             except (CouchUnreachable, CouchServerError, json.JSONDecodeError) as exc:
                 if isinstance(exc, CouchServerError) and exc.status not in _TRANSIENT_STATUSES:
                     raise
                 attempt += 1
+                if not self.contacted and isinstance(exc, CouchUnreachable) and \
+                        attempt >= self._retry.first_contact_attempts:
+                    raise SyncStopped(SyncState.UNREACHABLE, exc.reason) from exc
                 if attempt >= self._retry.attempts:
                     raise SyncStopped(SyncState.UNREACHABLE,
                                       f"{what}: gave up after {attempt} tries: {exc}") from exc

@@ -13,6 +13,7 @@ local conflict made offline is visible on the device as soon as the sync ends.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from carecouch.clock import utc_now
@@ -41,13 +42,18 @@ class ReplicatorOptions:
     pull: PullOptions = PullOptions()
     push: PushOptions = PushOptions()
     retry: RetryPolicy = RetryPolicy()
-    timeouts: Timeouts = Timeouts(connect=10.0, read=120.0)
+    # A connection that cannot be made in 4 s will not be made in 10 (out of coverage, a
+    # captive portal): say so soon. Reading a large answer may take long on a slow link.
+    timeouts: Timeouts = Timeouts(connect=4.0, read=120.0)
 
 
 class Replicator:
     def __init__(self, store: DeviceStore, credentials: CredentialsProvider, *,
                  policy: DevicePolicy | None = None,
                  options: ReplicatorOptions = ReplicatorOptions()) -> None:
+        # Called after every pulled batch and pushed step with (database, report so far):
+        # the command line shows progress on long syncs.
+        self.on_progress: Callable[[SyncReport], None] | None = None
         self.store = store
         self.credentials = credentials
         self.policy = policy or AllowAll()
@@ -68,6 +74,8 @@ class Replicator:
             if pull:
                 puller = Puller(remote, local, _filter(local),
                                 self._checkpointer(local, remote, "pull"), self.options.pull)
+                report.pull = puller.stats
+                puller.on_progress = self._progress(report)
                 try:
                     puller.run()
                 finally:
@@ -76,12 +84,15 @@ class Replicator:
             if push:
                 pusher = Pusher(remote, local, self._checkpointer(local, remote, "push"),
                                 self.options.push)
+                report.push = pusher.stats
+                pusher.on_progress = self._progress(report)
                 try:
                     pusher.run()
                 finally:
                     report.push = pusher.stats
                     report.checkpoints["push"] = pusher.checkpointer.trust
                     report.rejected = report.push.doc_write_failures
+                    report.refused = pusher.refused
         except SyncStopped as exc:
             report.state, report.message = exc.state, str(exc)
         except DeviceOffline as exc:
@@ -94,17 +105,39 @@ class Replicator:
             if remote is not None:
                 report.retries = remote.retries
                 report.renewed_credentials = remote.renewed
+                report.reached = remote.contacted
                 remote.close()
             report.ended_at = utc_now()
             self.store.save_clock_offset(self.clock.offset_ms())
-            self.store.set_meta(f"last_sync:{database}", json.dumps(report.to_json()))
+            self.store.set_meta(f"last_sync:{database}",
+                                json.dumps(report.to_json(reasons=False)))
             _remember_restarts(self.store, report)
         return report
 
-    def sync_all(self) -> list[SyncReport]:
-        return [self.sync(name) for name in self.store.database_names()]
+    def sync_all(self, names: list[str] | None = None) -> list[SyncReport]:
+        """Sync each database (default: all); once a server has not answered at all, the
+        other databases on it are not tried in this round: a device out of coverage learns
+        it within seconds, not once per database."""
+        reports: list[SyncReport] = []
+        silent: set[str] = set()
+        for name in names if names is not None else self.store.database_names():
+            server = self.store.database(name).server_url
+            if server in silent:
+                reports.append(SyncReport(name, SyncState.UNREACHABLE,
+                                          f"not tried: the server at {server} did not answer",
+                                          started_at=utc_now(), ended_at=utc_now()))
+                continue
+            report = self.sync(name)
+            if report.state is SyncState.UNREACHABLE and not report.reached:
+                silent.add(server)
+            reports.append(report)
+        return reports
 
     # -- wiring -----------------------------------------------------------------------------
+
+    def _progress(self, report: SyncReport) -> Callable[[], None] | None:
+        listener = self.on_progress
+        return None if listener is None else lambda: listener(report)
 
     def remote_for(self, local: LocalDatabase) -> RemoteDatabase:
         """The server side of ``local`` as the current user (close it after use)."""

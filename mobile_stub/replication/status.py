@@ -57,15 +57,22 @@ class SyncReport:
     rejected: int = 0            # writes the server refused in this sync
     retries: int = 0             # transient failures retried
     renewed_credentials: bool = False
+    reached: bool = False        # the server answered at least once
+    # Each write the server refused in this sync: {"id", "rev", "error", "reason", "code"}.
+    refused: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.state is SyncState.OK
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, *, reasons: bool = True) -> dict[str, Any]:
+        """``reasons=False`` for what is kept in the clear (``last_sync``): a rule's reason may
+        quote clinical content, so only the sealed rejection log keeps it."""
+        refused = self.refused if reasons else [
+            {k: v for k, v in r.items() if k != "reason"} for r in self.refused]
         return {"database": self.database, "state": self.state.value, "message": self.message,
                 "started_at": self.started_at, "ended_at": self.ended_at,
                 "pull": self.pull.to_json(), "push": self.push.to_json(),
                 "checkpoints": {k: str(v) for k, v in self.checkpoints.items()},
-                "rejected": self.rejected, "retries": self.retries,
-                "renewed_credentials": self.renewed_credentials}
+                "rejected": self.rejected, "refused": refused, "retries": self.retries,
+                "renewed_credentials": self.renewed_credentials, "reached": self.reached}

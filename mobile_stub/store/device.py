@@ -19,6 +19,7 @@ from carecouch.clock import utc_now
 
 from .. import crypto
 from ..errors import StoreExists, StoreLocked, StoreMissing, StoreWiped, UnknownDatabase
+from ..passphrase import check as check_passphrase
 from . import schema
 from .documents import LocalDatabase
 from .secrets import Secrets
@@ -42,8 +43,7 @@ class DeviceStore:
         path = Path(path)
         if path.exists():
             raise StoreExists(f"a device store already exists at {path}")
-        if not passphrase:
-            raise ValueError("the passphrase must not be empty")
+        check_passphrase(passphrase)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.touch(mode=0o600)  # ciphertext, but still nobody else's to read
         conn = schema.connect(path)
@@ -76,9 +76,20 @@ class DeviceStore:
         if store.get_meta("wrapped_key") is None:
             store.close()
             raise StoreWiped(f"the device store at {path} was wiped")
+        store._migrate()
         if passphrase is not None:
             store.unlock(passphrase)
         return store
+
+    def _migrate(self) -> None:
+        """Bring a store made by an earlier version up to this schema, in one transaction."""
+        version = self.get_meta("schema_version") or "1"
+        while version in schema.MIGRATIONS:
+            with self.transaction():
+                for statement in schema.MIGRATIONS[version]:
+                    self.conn.execute(statement)
+                version = str(int(version) + 1)
+                self.set_meta("schema_version", version)
 
     def unlock(self, passphrase: str) -> None:
         params = crypto.KdfParams.from_json(json.loads(self._meta_required("kdf")))

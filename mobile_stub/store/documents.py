@@ -11,6 +11,7 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from .. import revtree
@@ -39,6 +40,22 @@ def body_of(doc: Mapping[str, Any]) -> Doc:
 def chunks(items: list[str], size: int = SQL_VARS) -> Iterator[list[str]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+class RecordState(StrEnum):
+    """Where an edit made on this device stands (read-your-writes, honestly)."""
+
+    SAVED = "saved"          # on the device only
+    SENT = "sent"            # pushed; the server has not yet been heard to hold it
+    CONFIRMED = "confirmed"  # the server holds this revision
+    REFUSED = "refused"      # the server refused it: see the rejection log
+
+
+# One place that says how a state is read from a revision row ``r``.
+_STATE_SQL = (
+    "CASE WHEN EXISTS (SELECT 1 FROM rejections j WHERE j.db = r.db AND j.doc_id = r.doc_id "
+    "AND j.rev = r.rev AND j.state = 'open') THEN 'refused' "
+    "WHEN r.on_server = 1 THEN 'confirmed' WHEN r.sent = 1 THEN 'sent' ELSE 'saved' END")
 
 
 @dataclass(frozen=True)
@@ -144,12 +161,50 @@ class LocalDatabase:
             "j.db = r.db AND j.doc_id = r.doc_id AND j.rev = r.rev AND j.state = 'open') "
             "ORDER BY r.doc_id", (self.id,))]
 
+    def server_base(self, doc_id: str, rev: str) -> str | None:
+        """The nearest ancestor of ``rev`` the server is known to hold (None: the server
+        never held any revision of this branch)."""
+        rows = self.conn.execute("SELECT rev, parent, on_server FROM revs WHERE db = ? AND "
+                                 "doc_id = ?", (self.id, doc_id)).fetchall()
+        parents = {r: p for r, p, _ in rows}
+        held = {r for r, _, on_server in rows if on_server}
+        current = parents.get(rev)
+        while current is not None:
+            if current in held:
+                return str(current)
+            current = parents.get(current)
+        return None
+
+    def bodiless_leaves(self) -> list[tuple[str, str]]:
+        """Live leaves the server holds whose body the device does not have: the revision a
+        discarded branch grew from, offline (the next pull reads it back)."""
+        return [(str(d), str(r)) for d, r in self.conn.execute(
+            "SELECT doc_id, rev FROM revs WHERE db = ? AND leaf = 1 AND deleted = 0 AND "
+            "on_server = 1 AND body IS NULL", (self.id,))]
+
     def counts(self) -> dict[str, int]:
         row = self.conn.execute(
             "SELECT count(*), coalesce(sum(deleted), 0), coalesce(sum(conflicted), 0) "
             "FROM docs WHERE db = ?", (self.id,)).fetchone()
+        states = dict.fromkeys(RecordState, 0)
+        for state, count in self.conn.execute(
+                f"SELECT {_STATE_SQL}, count(*) FROM revs r WHERE r.db = ? AND r.local = 1 "
+                "AND r.leaf = 1 GROUP BY 1", (self.id,)):
+            states[RecordState(state)] = int(count)
         return {"docs": int(row[0]) - int(row[1]), "deleted": int(row[1]),
-                "conflicted": int(row[2]), "pending": len(self.pending_revs())}
+                "conflicted": int(row[2]), "pending": len(self.pending_revs()),
+                **{str(state): count for state, count in states.items()}}
+
+    def state(self, doc_id: str, rev: str) -> RecordState | None:
+        """Where this device's edit ``rev`` stands; None for a revision it did not make."""
+        row = self.conn.execute(
+            f"SELECT {_STATE_SQL} FROM revs r WHERE r.db = ? AND r.doc_id = ? AND r.rev = ? "
+            "AND r.local = 1", (self.id, doc_id, rev)).fetchone()
+        return None if row is None else RecordState(row[0])
+
+    def mark_sent(self, revs: Iterable[tuple[str, str]]) -> None:
+        self.conn.executemany("UPDATE revs SET sent = 1 WHERE db = ? AND doc_id = ? AND rev = ?",
+                              [(self.id, doc_id, rev) for doc_id, rev in revs])
 
     # -- local edits ------------------------------------------------------------------------
 

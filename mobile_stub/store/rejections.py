@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from carecouch.clock import utc_now
+from carecouch.rules import refusal_code
 
 from ..errors import RejectionNotFound
 from .documents import Doc, LocalDatabase
 
-OPEN, RETRIED, DISCARDED = "open", "retried", "discarded"
+OPEN, RETRIED, DISCARDED, CORRECTED = "open", "retried", "discarded", "corrected"
 
 
 @dataclass(frozen=True)
@@ -37,8 +38,7 @@ class Rejection:
 
     @property
     def code(self) -> str:
-        head, sep, _ = self.reason.partition(": ")
-        return head if sep and " " not in head else ""
+        return refusal_code(self.reason)
 
     @property
     def recovery(self) -> str | None:

@@ -12,7 +12,11 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+# Statements that bring a store of an older schema version to the next one.
+MIGRATIONS = {
+    "1": ["ALTER TABLE revs ADD COLUMN sent INTEGER NOT NULL DEFAULT 0"],
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -52,6 +56,7 @@ CREATE TABLE IF NOT EXISTS revs (
     local     INTEGER NOT NULL,    -- 1: this device made the edit
     on_server INTEGER NOT NULL,    -- 1: the bound server is known to hold it
     body      BLOB,
+    sent      INTEGER NOT NULL DEFAULT 0,  -- 1: pushed, the server not yet heard to hold it
     UNIQUE (db, doc_id, rev)
 );
 -- Partial: only revisions waiting to be pushed are indexed, so a pull adds no entries here.
@@ -69,7 +74,7 @@ CREATE TABLE IF NOT EXISTS rejections (
     db          INTEGER NOT NULL,
     doc_id      TEXT NOT NULL,
     rev         TEXT NOT NULL,
-    state       TEXT NOT NULL,     -- open | retried | discarded
+    state       TEXT NOT NULL,     -- open | retried | discarded | corrected
     recorded_at TEXT NOT NULL,
     resolved_by TEXT,              -- the revision that replaced it, after a retry
     sealed      BLOB NOT NULL,

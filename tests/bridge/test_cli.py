@@ -27,6 +27,12 @@ def test_list_and_revoke_a_device(run_cli: Callable[..., Result], nurse: DeviceC
     assert body["username"] in [s["name"] for s in listed]
     refused = run_cli("credentials", "revoke", "--device", nurse.device_id, input="n\n")
     assert refused.exit_code == 1 and "was not revoked" in refused.stderr
+    # No terminal, nothing on stdin: one line that says how, never a bare "Aborted!".
+    unanswered = run_cli("credentials", "revoke", "--device", nurse.device_id, input="")
+    assert unanswered.exit_code == 1 and "Aborted" not in unanswered.output
+    assert unanswered.stderr.splitlines()[-1] == (
+        f"error: not confirmed; device {nurse.device_id} was not revoked (no answer: "
+        "without a terminal, give --yes)")
     assert works(server, body["username"], body["password"])
     result = run_cli("credentials", "revoke", "--device", nurse.device_id, "--yes")
     assert result.exit_code == 0, result.output
@@ -84,7 +90,7 @@ def test_audit_break_glass_lists_them_for_review(run_cli: Callable[..., Result],
     assert [(e["caseload"], e["justification"], e["review"]) for e in listed] == [
         (world.caseloads["c"], reason, "pending")]
     text = run_cli("audit", "break-glass", "--user", world.user("senior2")).stdout
-    assert reason in text and text.endswith("1 break-glass grants\n")
+    assert reason in text and text.endswith("1 break-glass grant\n")
 
 
 def test_caseload_apply_lets_the_bridge_into_existing_caseloads(

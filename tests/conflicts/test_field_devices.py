@@ -41,7 +41,7 @@ def tablet(caseload: Caseload, make_user: Callable[..., User],
     stores: list[DeviceStore] = []
 
     def make(nurse: str) -> Tablet:
-        store = DeviceStore.create(tmp_path / f"{nurse}.sqlite", "pass phrase",
+        store = DeviceStore.create(tmp_path / f"{nurse}.sqlite", "ward seven blue kettle",
                                    kdf=KdfParams.new(memory_kib=8 * 1024, iterations=1))
         stores.append(store)
         store.add_database(caseload.db.name, caseload.db.client.url)

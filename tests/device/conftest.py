@@ -39,7 +39,7 @@ from tests.conftest import Server
 from tests.helpers.fixtures import User
 
 ROLE = "caseload:devtest"
-PASSPHRASE = "correct horse battery staple"
+PASSPHRASE = "ward seven blue kettle"
 # The real KDF costs 64 MiB and ~0.2 s on purpose; tests open many stores.
 FAST_KDF: dict[str, Any] = {"memory_kib": 8 * 1024, "iterations": 1}
 FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
@@ -189,6 +189,21 @@ def device_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Invoke:
     (the store's passphrase in the environment, as a field deployment would script it)."""
     monkeypatch.setenv("CARECOUCH_DEVICE_STORE", str(tmp_path / "cli" / "store.sqlite"))
     monkeypatch.setenv("CARECOUCH_DEVICE_PASSPHRASE", PASSPHRASE)
+    runner = CliRunner()
+
+    def invoke(*args: str, stdin: str | None = None) -> Result:
+        return runner.invoke(main, list(args), input=stdin, catch_exceptions=False)
+    return invoke
+
+
+@pytest.fixture
+def run(tmp_path: Path, member: User, monkeypatch: pytest.MonkeyPatch) -> Invoke:
+    """``run("sync", "--json", stdin=None)``: carecouch-device on a development store (no
+    bridge) that syncs as ``member``."""
+    monkeypatch.setenv("CARECOUCH_DEVICE_STORE", str(tmp_path / "device" / "store.sqlite"))
+    monkeypatch.setenv("CARECOUCH_DEVICE_PASSPHRASE", PASSPHRASE)
+    monkeypatch.setenv("CARECOUCH_DEVICE_USER", member.name)
+    monkeypatch.setenv("CARECOUCH_DEVICE_PASSWORD", member.password)
     runner = CliRunner()
 
     def invoke(*args: str, stdin: str | None = None) -> Result:

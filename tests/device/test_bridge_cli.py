@@ -77,8 +77,11 @@ def test_enrol_login_and_sync_with_what_the_bridge_hands_out(
     assert held["filter"]["name"] == "carecouch/device"
     assert set(held["filter"]["query_params"]) == {"not_before"}  # the 30-day window
     # The filter the bridge handed out: the 60-day-old observation stayed on the server.
-    assert ok(device_cli("show", recent["_id"], "--db", ward.name))["pulse"] == 84
-    assert ok(device_cli("show", plan["_id"], "--db", ward.name))["title"]
+    def shown(doc_id: str) -> Any:
+        return ok(device_cli("--json", "show", doc_id, "--db", ward.name))["record"]
+
+    assert shown(recent["_id"])["pulse"] == 84
+    assert shown(plan["_id"])["title"]
     assert "no document" in one_line_error(device_cli("show", old["_id"], "--db", ward.name))
     bridge = status["bridge"]
     assert bridge["username"] == login["username"] and not bridge["credential_expired"]
@@ -156,14 +159,15 @@ def test_a_leased_record_completed_offline_is_accepted_by_the_server(
                          "--set", "expected_count=12")
     record = str(ok(created)).split()[0]
     assert ward.get(record)["status"] == "pending"  # made on the server by the bridge
-    assert ok(device_cli("show", record, "--db", ward.name))["expected_count"] == 12
+    assert ok(device_cli("--json", "show", record, "--db", ward.name))["record"][
+        "expected_count"] == 12
 
     leased = ok(device_cli("--json", "lease", "claim", record, "--db", ward.name))
     assert leased["lease"]["holder"] == nurse.user
     ok(device_cli("offline"))
     ok(device_cli("record", "complete", record, "--db", ward.name, "--status", "witnessed",
                   "--set", "counted=12"))
-    shown = ok(device_cli("show", record, "--db", ward.name))
+    shown = ok(device_cli("--json", "show", record, "--db", ward.name))["record"]
     assert shown["lease"] == leased["lease"] and shown["completed_by"] == nurse.user
     ok(device_cli("online"))
     (report,) = ok(device_cli("sync", "--json", "--db", ward.name))
@@ -259,3 +263,41 @@ def test_bad_input_gives_one_line_and_the_right_exit_code(
     assert "holds no database" in one_line_error(
         device_cli("record", "new", "observation", "--db", "caseload_elsewhere",
                    "--subject", "p-1", *vitals()))
+
+
+def test_break_glass_from_the_device_is_flagged_until_reviewed(
+        device_cli: Invoke, bridge: BridgeServer, world: World, admin: CouchClient,
+        run_cli: Callable[..., Any]) -> None:
+    senior = Clinician(world.user(f"senior{time.monotonic_ns()}"),
+                       [world.group("nurses"), world.group("senior")], bridge)
+    enrol_and_login(device_cli, senior)
+    school = caseload(admin, world, "c")
+    assert school.name not in ok(device_cli("--json", "status"))["bridge"]["snapshot"][
+        "databases"]
+    short = device_cli("break-glass", world.caseloads["c"], "--justification", "urgent")
+    assert short.exit_code == 1 and "justification" in short.stderr
+    reason = "Collapsed child at the school; need her care plan and allergies now."
+    grant = ok(device_cli("--json", "break-glass", world.caseloads["c"],
+                          "--justification", reason))
+    assert grant["review"] == "pending" and grant["id"].startswith("audit:")
+    status = ok(device_cli("--json", "status"))
+    assert school.name in status["bridge"]["snapshot"]["databases"]
+    text = device_cli("status").stdout
+    assert f"BREAK-GLASS access to {world.caseloads['c']} at " in text
+    assert "REVIEW PENDING" in text
+    synced = device_cli("sync", "--db", school.name)
+    assert synced.exit_code == 0, synced.output
+    assert "REVIEW PENDING" in device_cli("status").stdout  # syncing is not a review
+
+    listed = json.loads(run_cli("audit", "break-glass", "--pending", "--json").stdout)
+    assert grant["id"] in [g["id"] for g in listed]
+    reviewed = run_cli("audit", "review", grant["id"], "--outcome", "justified",
+                       "--note", "checked with the school nurse")
+    assert reviewed.exit_code == 0, reviewed.output
+    assert grant["id"] not in [g["id"] for g in json.loads(
+        run_cli("audit", "break-glass", "--pending", "--json").stdout)]
+    ok(device_cli("sync", "--db", school.name))
+    text = device_cli("status").stdout
+    assert "REVIEW PENDING" not in text and "reviewed, justified" in text
+    unknown = run_cli("audit", "review", "audit:nope", "--outcome", "justified", "--note", "x")
+    assert unknown.exit_code == 1 and "no break-glass grant" in unknown.stderr

@@ -21,19 +21,6 @@ from .conftest import PASSPHRASE
 Invoke = Callable[..., Result]
 
 
-@pytest.fixture
-def run(tmp_path: Path, member: User, monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    monkeypatch.setenv("CARECOUCH_DEVICE_STORE", str(tmp_path / "device" / "store.sqlite"))
-    monkeypatch.setenv("CARECOUCH_DEVICE_PASSPHRASE", PASSPHRASE)
-    monkeypatch.setenv("CARECOUCH_DEVICE_USER", member.name)
-    monkeypatch.setenv("CARECOUCH_DEVICE_PASSWORD", member.password)
-    runner = CliRunner()
-
-    def invoke(*args: str, stdin: str | None = None) -> Result:
-        return runner.invoke(main, list(args), input=stdin, catch_exceptions=False)
-    return invoke
-
-
 def test_a_day_offline_and_back(run: Invoke, server: Server, caseload: Database,
                                 tmp_path: Path) -> None:
     assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
@@ -60,8 +47,11 @@ def test_a_day_offline_and_back(run: Invoke, server: Server, caseload: Database,
     status = json.loads(run("status", "--json").stdout)
     (db,) = status["databases"]
     assert (db["pending"], db["rejected"], db["last_sync"]["state"]) == (0, [], "ok")
-    shown = json.loads(run("show", record["id"]).stdout)
-    assert shown["_rev"] == record["rev"] and "clock_offset_ms" in shown
+    shown = json.loads(run("--json", "show", record["id"]).stdout)
+    assert shown["state"] == "confirmed"
+    assert shown["record"]["_rev"] == record["rev"] and "clock_offset_ms" in shown["record"]
+    assert run("show", record["id"]).stdout.startswith(
+        f"{record['id']} {record['rev']}: confirmed: the server holds this revision\n")
 
     assert run("wipe", "--dry-run").exit_code == 0
     assert run("wipe", "--yes").exit_code == 0
@@ -109,3 +99,41 @@ def test_a_store_without_the_bridge_cannot_make_an_exclusive_record(
     assert refused.exit_code == 1 and refused.stderr.count("\n") == 1, refused.output
     assert "the bridge creates it" in refused.stderr
     assert json.loads(run("status", "--json").stdout)["databases"][0]["docs"] == 0
+
+
+@pytest.mark.parametrize(("passphrase", "says"), [
+    ("short one", "at least 12 characters"),
+    ("aaaaaaaaaaaaaaaa", "repeats one pattern"),
+    ("123456789012345", "repeats one pattern"),
+    ("Password 2024", "attackers try first"),
+    ("correct horse battery staple", "attackers try first"),
+])
+def test_a_weak_store_passphrase_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            passphrase: str, says: str) -> None:
+    monkeypatch.setenv("CARECOUCH_DEVICE_STORE", str(tmp_path / "weak" / "store.sqlite"))
+    monkeypatch.setenv("CARECOUCH_DEVICE_PASSPHRASE", passphrase)
+    made = CliRunner().invoke(main, ["init"])
+    assert made.exit_code == 1 and made.stderr.count("\n") == 1
+    assert says in made.stderr
+    assert not (tmp_path / "weak" / "store.sqlite").exists()
+
+
+def test_prompts_without_a_terminal_end_in_one_error_line(
+        tmp_path: Path, server: Server, caseload: Database, member: User,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARECOUCH_DEVICE_STORE", str(tmp_path / "p" / "store.sqlite"))
+    monkeypatch.delenv("CARECOUCH_DEVICE_PASSPHRASE", raising=False)
+    runner = CliRunner()
+    no_phrase = runner.invoke(main, ["init"], input="")
+    assert no_phrase.exit_code == 1
+    assert no_phrase.stderr == ("carecouch-device: error: no terminal to ask for the store "
+                                "passphrase; set CARECOUCH_DEVICE_PASSPHRASE\n")
+    # A script may pipe it instead (once per line: the confirmation too).
+    piped = runner.invoke(main, ["init"], input=f"{PASSPHRASE}\n{PASSPHRASE}\n")
+    assert piped.exit_code == 0, piped.output
+    monkeypatch.setenv("CARECOUCH_DEVICE_PASSPHRASE", PASSPHRASE)
+    kept = runner.invoke(main, ["wipe"], input="")
+    assert kept.exit_code == 1
+    assert kept.stderr.endswith("error: not confirmed; the store was kept (no answer: "
+                                "without a terminal, give --yes)\n")
+    assert "Aborted" not in kept.output and "Warning" not in kept.output
