@@ -64,10 +64,26 @@ class Device:
         return doc
 
     def edit(self, database: str, doc: Mapping[str, Any]) -> str:
-        """Save a new revision of ``doc`` locally (``_rev`` = the revision edited)."""
+        """Save a new revision of ``doc`` locally (``_rev`` = the revision edited).
+
+        An exclusive record in a terminal status is final (the server refuses any change:
+        exclusive.terminal), and a second edit of one made while offline replaces the first
+        rather than stacking on it (``put_replacing_unsent``: the server judges the edit
+        against the revision it was made on)."""
         stamped = self.stamp(database, dict(doc))
+        local = self.store.database(database)
+        spec = self.registry.types.get(str(stamped.get("type")))
+        if spec is None or spec.record_class != "exclusive":
+            self.policy.check_edit(database, stamped)
+            return local.put(stamped)
+        doc_id, rev = str(stamped.get("_id")), stamped.get("_rev")
+        if rev in {leaf.rev for leaf in local.leaves(doc_id)}:
+            status = local.get(doc_id, str(rev)).get("status")
+            if status in spec.terminal:
+                raise BadRecord(f"{doc_id} is {status}, which is final: a new decision is a "
+                                "new record")
         self.policy.check_edit(database, stamped)
-        return self.store.database(database).put(stamped)
+        return local.put_replacing_unsent(stamped)
 
     def update(self, database: str, doc_id: str, changes: Mapping[str, Any],
                remove: Iterable[str] = ()) -> str:
