@@ -20,7 +20,7 @@ from carecouch.ids import caseload_db, member_role
 from carecouch.provisioning import Provisioner
 from carecouch.records import REGISTRY_FILE
 from tests.helpers.fixtures import User
-from tests.helpers.records import Write, push, put
+from tests.helpers.records import Write, push, put, settled
 
 
 @dataclass
@@ -83,6 +83,9 @@ def bridge(caseload: Caseload, make_user: Callable[..., User]) -> Person:
 
 
 @pytest.fixture(params=["put", "push"])
-def write(request: pytest.FixtureRequest) -> Write:
-    """Every rule is checked through an ordinary write and through a device's push."""
-    return put if request.param == "put" else push
+def write(request: pytest.FixtureRequest, caseload: Caseload) -> Write:
+    """Every rule is checked through an ordinary write and through a device's push, as the
+    server finally judges it: on one copy its first answer; on a cluster the answer its copies
+    agree on once each holds what was written before (tests/helpers/records.py, settled)."""
+    return settled(caseload.db.copies(), put if request.param == "put" else push,
+                   caseload.db)
