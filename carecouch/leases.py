@@ -50,7 +50,7 @@ class LeaseError(CarecouchError):
 class Granted:
     record: Doc  # the record as it stands with the lease (winning revision)
     lease: dict[str, Any]
-    changed: bool  # False: the caller already held this lease and nothing was written
+    changed: bool  # False: the caller already held this lease (no new lease was written)
     settled: int  # conflicting branches whose lease was removed
 
 
