@@ -280,6 +280,15 @@ class Database:
         result: Doc = self.client.json("GET", self._p())
         return result
 
+    def copies(self) -> int:
+        """How many copies of each document the server keeps (CouchDB's ``cluster.n`` in
+        the database info: 3 on a 3-node cluster, 1 on a single node; servers without it
+        keep one). With more than one, each copy validates a write on its own, and right
+        after a write a copy may not hold it yet (docs/record-rules.md, "On a cluster")."""
+        cluster = self.info().get("cluster")
+        n = cluster.get("n") if isinstance(cluster, dict) else None
+        return n if isinstance(n, int) and n > 0 else 1
+
     def get_security(self) -> Doc:
         result: Doc = self.client.json("GET", self._p("_security"))
         return result

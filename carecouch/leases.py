@@ -1,4 +1,4 @@
-"""Leases on exclusive records (design.md, "Exclusive records: the lease protocol").
+"""Leases on exclusive records (docs/record-rules.md, "Exclusive records").
 
 The bridge writes ``lease`` = {holder, device, granted_at, expires_at, grant} into the record
 on the server, as its own CouchDB user (role ``carecouch:bridge``: the record rules let it
@@ -6,12 +6,18 @@ create exclusive records and change leases, nothing else). CouchDB's MVCC serial
 claims: of two writes on the same revision, the second gets 409 and is re-evaluated against
 the first's lease.
 
-On a cluster two nodes can still accept concurrent writes on the same revision, leaving a
-conflict. Every claim therefore reads back with ``conflicts=true`` and, if the record has
-branches, settles them the same way whichever bridge instance looks: the earliest live lease
-wins (``granted_at``, then ``grant``); losing branches have their lease removed (so nobody
-can complete on them) and the winner's branch is extended until CouchDB also picks it as the
-winning revision. The branches stay for conflict review; none carries a second live lease.
+On a cluster each copy of the database judges a write on its own, and a write returns once two
+of the three copies hold it. A copy that has not yet received the latest revision can accept a
+write on the revision before it (CouchDB answers 202), and internal replication then spreads it
+as a second branch: two competing leases, or a lease beside a completion. So the bridge reads
+every record with ``conflicts=true`` and reads back every lease it writes:
+
+- a completion on any branch wins: the record is completed (``lease.completed``); a live lease
+  on any other branch is removed, so nobody is handed it again, and the branches stay for
+  supervisory review (never resolved here);
+- competing live leases are settled the same way whichever bridge instance looks: the earliest
+  (``granted_at``, then ``grant``) wins; losing branches have their lease removed and the
+  winner's branch is extended until CouchDB also picks it as the winning revision.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 
 from .clock import format_utc
 from .couch import Database, Doc
-from .errors import CarecouchError, CouchConflict, CouchNotFound
+from .errors import CarecouchError, CouchConflict, CouchForbidden, CouchNotFound
 from .records import RecordType, Registry
 
 ATTEMPTS = 6
@@ -44,7 +50,7 @@ class LeaseError(CarecouchError):
 class Granted:
     record: Doc  # the record as it stands with the lease (winning revision)
     lease: dict[str, Any]
-    changed: bool  # False: the caller already held this lease and nothing was written
+    changed: bool  # False: the caller already held this lease (no new lease was written)
     settled: int  # conflicting branches whose lease was removed
 
 
@@ -71,16 +77,39 @@ class Leases:
         return spec
 
     def read(self, record_id: str) -> tuple[Doc, RecordType]:
+        """The record (its winning revision) and its type; ``lease.completed`` when any
+        branch of it is completed. The winner comes with ``_conflicts`` when it has
+        branches."""
         try:
-            doc = self.db.get(record_id)
+            doc = self.db.get(record_id, conflicts=True)
         except CouchNotFound as exc:
             raise LeaseError("lease.no_record", f"no record {record_id} in this caseload",
                              404) from exc
         spec = self.record_type(doc)
+        if doc.get("_conflicts"):
+            self.refuse_if_completed(record_id, self.live_leaves(record_id), spec)
         if doc.get("status") in spec.terminal:
             raise LeaseError("lease.completed", f"{record_id} is {doc.get('status')}, which is "
                              "final", 409, {"status": doc.get("status")})
         return doc, spec
+
+    def live_leaves(self, record_id: str) -> list[Doc]:
+        return [leaf["ok"] for leaf in self.db.open_revs(record_id, "all")
+                if isinstance(leaf.get("ok"), dict) and not leaf["ok"].get("_deleted")]
+
+    def refuse_if_completed(self, record_id: str, leaves: list[Doc], spec: RecordType) -> None:
+        """``lease.completed`` if any branch is completed, after removing every lease on the
+        other branches: a branch that grew beside the completion (on a cluster, accepted by a
+        copy that had not received it) must not be leased or completed again. Its branches
+        stay for supervisory review."""
+        done = [leaf for leaf in leaves if leaf.get("status") in spec.terminal]
+        if not done:
+            return
+        self._strip([leaf for leaf in leaves if leaf.get("status") not in spec.terminal])
+        first = min(done, key=lambda d: (str(d.get("completed_at")), str(d["_rev"])))
+        raise LeaseError("lease.completed", f"{record_id} is {first.get('status')} on one of "
+                         "its branches; it is flagged for conflict review", 409,
+                         {"status": first.get("status")})
 
     def claim(self, record_id: str, holder: str, device: str, lifetime: int,
               now: datetime | None = None) -> Granted:
@@ -91,14 +120,19 @@ class Leases:
             if _live(current, moment):
                 if (current.get("holder"), current.get("device")) != (holder, device):
                     raise self.taken(current)
-                return Granted(doc, current, changed=False, settled=0)
+                if doc.get("_conflicts"):  # another branch may hold an earlier lease
+                    return self.settle(record_id, current, moment, changed=False)
+                return Granted(_body(doc), current, changed=False, settled=0)
             lease = {"holder": holder, "device": device, "granted_at": format_utc(moment),
                      "expires_at": format_utc(moment + timedelta(seconds=lifetime)),
                      "grant": uuid.uuid4().hex}
             try:
-                self.db.put({**doc, "lease": lease})
-            except CouchConflict:
-                continue  # someone wrote first: look again at what they wrote
+                self.db.put({**_body(doc), "lease": lease})
+            except (CouchConflict, CouchForbidden):
+                # Someone wrote first (or, refused, the record changed under us: on a cluster
+                # a copy that lacks the latest revision answers 409 where the others refuse):
+                # look again at what is there.
+                continue
             return self.settle(record_id, lease, moment)
         raise LeaseError("lease.busy", f"{record_id} keeps changing; try again", 503)
 
@@ -122,7 +156,7 @@ class Leases:
                     or (current.get("holder"), current.get("device")) != (holder, device)):
                 raise LeaseError("lease.not_held", f"you do not hold lease {grant} on "
                                  f"{record_id}", 409, {"holder": self.holder_of(current)})
-            body = {k: v for k, v in doc.items() if k != "lease"}
+            body = {k: v for k, v in _body(doc).items() if k != "lease"}
             lease: dict[str, Any] = {}
             if lifetime is not None:
                 lease = {**current,
@@ -130,8 +164,8 @@ class Leases:
                 body["lease"] = lease
             try:
                 self.db.put(body)
-            except CouchConflict:
-                continue
+            except (CouchConflict, CouchForbidden):
+                continue  # as in claim: look again
             if lifetime is None:
                 return Granted(self.db.get(record_id), {}, changed=True, settled=0)
             return self.settle(record_id, lease, moment)
@@ -139,25 +173,23 @@ class Leases:
 
     # -- read-back and settling ------------------------------------------------------------
 
-    def settle(self, record_id: str, mine: dict[str, Any], now: datetime) -> Granted:
+    def settle(self, record_id: str, mine: dict[str, Any], now: datetime, *,
+               changed: bool = True) -> Granted:
         """Read back; if branches hold competing leases, keep the earliest one on every
-        instance alike. Raises :class:`LeaseError` when ``mine`` lost."""
+        instance alike. Raises :class:`LeaseError` when ``mine`` lost, or when a branch is
+        completed (``lease.completed``, every other branch's lease removed)."""
         settled = 0
         for _ in range(ATTEMPTS):
             doc = self.db.get(record_id, conflicts=True)
             if not doc.get("_conflicts"):
                 lease = doc.get("lease")
                 if isinstance(lease, dict) and lease.get("grant") == mine["grant"]:
-                    return Granted(doc, lease, changed=True, settled=settled)
+                    return Granted(doc, lease, changed=changed, settled=settled)
                 raise self.taken(lease) if _live(lease, now) else LeaseError(
                     "lease.busy", f"{record_id} changed while the lease was written; try "
                     "again", 503)
-            leaves = [leaf["ok"] for leaf in self.db.open_revs(record_id, "all")
-                      if isinstance(leaf.get("ok"), dict) and not leaf["ok"].get("_deleted")]
-            spec = self.record_type(doc)
-            if any(leaf.get("status") in spec.terminal for leaf in leaves):
-                raise LeaseError("lease.completed", f"{record_id} was completed on another "
-                                 "branch; it is flagged for conflict review", 409)
+            leaves = self.live_leaves(record_id)
+            self.refuse_if_completed(record_id, leaves, self.record_type(doc))
             leased = [leaf for leaf in leaves if _live(leaf.get("lease"), now)]
             if not leased:
                 raise LeaseError("lease.busy", f"{record_id} changed while the lease was "
@@ -170,22 +202,24 @@ class Leases:
                 # branch holds one. The branches stay for conflict review.
                 if winner["lease"].get("grant") != mine["grant"]:
                     raise self.taken(winner["lease"])
-                return Granted(doc, winner["lease"], changed=True, settled=settled)
-            settled += self._strip_losers(leaves, winner)
+                return Granted(_body(doc), winner["lease"], changed=changed, settled=settled)
+            settled += self._strip([leaf for leaf in leaves if leaf["_rev"] != winner["_rev"]])
             self._extend_winner(record_id, winner)
         raise LeaseError("lease.busy", f"{record_id}: competing leases could not be settled; "
                          "try again", 503)
 
-    def _strip_losers(self, leaves: list[Doc], winner: Doc) -> int:
+    def _strip(self, leaves: list[Doc]) -> int:
+        """Remove the lease from each of ``leaves`` (branches that must not be completed);
+        returns how many were written."""
         stripped = 0
         for leaf in leaves:
-            if leaf["_rev"] == winner["_rev"] or "lease" not in leaf:
+            if "lease" not in leaf:
                 continue
             try:
                 self.db.put({k: v for k, v in leaf.items() if k != "lease"})
                 stripped += 1
-            except CouchConflict:
-                pass  # that branch moved on: the next round looks at it again
+            except (CouchConflict, CouchForbidden):
+                pass  # that branch moved on: the next look sees it again
         return stripped
 
     def _extend_winner(self, record_id: str, winner: Doc) -> None:
@@ -211,6 +245,11 @@ class Leases:
         holder = self.holder_of(lease) or {}
         return LeaseError("lease.taken", f"the record is leased to {holder.get('holder')} until "
                           f"{holder.get('expires_at')}", 409, {"holder": holder})
+
+
+def _body(doc: Doc) -> Doc:
+    """``doc`` as it is written back: without the ``_conflicts`` it was read with."""
+    return {k: v for k, v in doc.items() if k != "_conflicts"}
 
 
 def new_exclusive_record(spec: RecordType, subject: str, fields: dict[str, Any],

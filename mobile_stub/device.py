@@ -69,15 +69,33 @@ class Device:
     def edit(self, database: str, doc: Mapping[str, Any]) -> str:
         """Save a new revision of ``doc`` locally (``_rev`` = the revision edited), once the
         snapshot policy and the server's own record rules accept it (:mod:`.rules`);
-        otherwise nothing is saved and the refusal says every problem."""
+        otherwise nothing is saved and the refusal says every problem.
+
+        An exclusive record in a terminal status is final (the server refuses any change:
+        exclusive.terminal), and a second edit of one made while offline replaces the first
+        rather than stacking on it (``put_replacing_unsent``: the server judges the edit
+        against the revision it was made on)."""
         stamped = self.stamp(database, dict(doc))
         local = self.store.database(database)
         self._derive(local.name, stamped)
+        spec = self.registry.types.get(str(stamped.get("type")))
+        exclusive = spec is not None and spec.record_class == "exclusive"
+        if exclusive:
+            assert spec is not None
+            doc_id, rev = str(stamped.get("_id")), stamped.get("_rev")
+            if rev in {leaf.rev for leaf in local.leaves(doc_id)}:
+                status = local.get(doc_id, str(rev)).get("status")
+                if status in spec.terminal:
+                    raise BadRecord(f"{doc_id} is {status}, which is final: a new decision "
+                                    "is a new record")
         self.policy.check_edit(database, stamped)
         credentials = self.credentials.current()
+        # For an exclusive record replacing an unsent edit, checked against that edit: it
+        # carries the lease and status of the revision the server holds (the device cannot
+        # change either), whose body the device no longer keeps.
         self.rules.check(local, stamped, credentials.username,
                          list(credentials.roles) if credentials.roles is not None else None)
-        return local.put(stamped)
+        return local.put_replacing_unsent(stamped) if exclusive else local.put(stamped)
 
     def update(self, database: str, doc_id: str, changes: Mapping[str, Any],
                remove: Iterable[str] = ()) -> str:

@@ -6,17 +6,28 @@
   hold the same attachments; different attachments have no stamp to rank them: review.
 - exclusive: never resolved automatically. The proposal for the supervisor is "first
   completion under a then-valid lease wins"; a human confirms it with ``resolve --keep``.
+  The reason says what the branches hold: a record completed twice (the lease race, or on a
+  cluster a copy that accepted a second completion before it received the first), or a
+  completion beside a branch that still carries a lease.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from carecouch.records import Registry
 
-from .branches import Conflict
+from .branches import Branch, Conflict
 from .errors import CannotResolve
-from .merge import FieldChoice, completions, identical, merge_fields, same_attachments
+from .merge import (
+    Completion,
+    FieldChoice,
+    completions,
+    identical,
+    merge_fields,
+    same_attachments,
+)
 
 COLLAPSE = "collapse"
 MERGE = "merge"
@@ -72,11 +83,27 @@ def decide(conflict: Conflict, registry: Registry) -> Decision:
 
 def _exclusive(conflict: Conflict, terminal: tuple[str, ...]) -> Decision:
     done = completions(conflict.branches, terminal)
+    state = _exclusive_state(done, [b for b in conflict.branches
+                                    if b.get("status") not in terminal])
     valid = [c for c in done if c.valid]
     if not valid:
-        return Decision(REVIEW, "exclusive record: no branch completed under a valid lease",
-                        supervisory=True)
+        return Decision(REVIEW, f"exclusive record, {state}: no branch completed under a "
+                        "valid lease", supervisory=True)
     first = valid[0]
-    return Decision(REVIEW, f"exclusive record: first completion under a then-valid lease wins:"
-                    f" keep {first.rev} ({first.completed_by} at {first.completed_at})",
-                    supervisory=True, proposal=first.rev)
+    return Decision(REVIEW, f"exclusive record, {state}: first completion under a then-valid "
+                    f"lease wins: keep {first.rev} ({first.completed_by} at "
+                    f"{first.completed_at})", supervisory=True, proposal=first.rev)
+
+
+def _exclusive_state(done: list[Completion], open_branches: list[Branch]) -> str:
+    """What the branches of an exclusive record hold, for the supervisor."""
+    if not done:
+        return "completed on no branch"
+    who = ", ".join(f"{c.completed_by} at {c.completed_at}" for c in done)
+    state = f"completed {len(done)} times ({who})" if len(done) > 1 else f"completed by {who}"
+    leases = [b.get("lease") for b in open_branches if isinstance(b.get("lease"), Mapping)]
+    if leases:
+        holders = ", ".join(f"{lease.get('holder')} until {lease.get('expires_at')}"
+                            for lease in leases)
+        return f"{state}, beside a branch that still carries a lease ({holders})"
+    return f"{state}, open on another branch" if open_branches else state

@@ -110,6 +110,23 @@ function deepEqual(a, b) {
   return true;
 }
 
+// Whether the edit is based on `oldDoc` itself. An ordinary write names the stored leaf it
+// edits (newDoc._rev is oldDoc's revision); a replicated write carries its history, whose
+// second entry is its parent. When the parent is not oldDoc, the server holds no body for the
+// revisions between them: a device's own unsynced edits, or, on a cluster, a revision the
+// other copies hold and this copy has not received yet (docs/record-rules.md, "On a
+// cluster"). Without a history to compare (or without oldDoc) there is nothing to tell.
+function basedOnOldDoc(newDoc, oldDoc) {
+  var revisions = newDoc._revisions;
+  if (!oldDoc || typeof oldDoc._rev !== 'string' || !revisions || !isArray(revisions.ids)) {
+    return true;
+  }
+  var dash = oldDoc._rev.indexOf('-');
+  var position = +oldDoc._rev.substring(0, dash), id = oldDoc._rev.substring(dash + 1);
+  if (revisions.start === position && revisions.ids[0] === id) { return true; }
+  return revisions.start === position + 1 && revisions.ids[1] === id;
+}
+
 // Everything a rule needs to know about one write.
 function context(newDoc, oldDoc, userCtx, secObj) {
   var roles = registry.roles;
@@ -129,6 +146,8 @@ function context(newDoc, oldDoc, userCtx, secObj) {
     // No stored ancestor although the revision is not a first one: the server no longer has
     // (or never had) the revision this edit was made on: compaction, or a made-up history.
     unanchored: !oldDoc && !!revisions && revisions.start > 1,
+    // False when the nearest stored ancestor is older than the edit's parent (see above).
+    basedOnOldDoc: basedOnOldDoc(newDoc, live),
     registry: registry,
     recordType: null,
     /* global carecouchCollectProblems */

@@ -11,12 +11,23 @@
 // - terminal states are final;
 // - an edit whose base revision the server no longer holds (null oldDoc: compaction removed
 //   it, or the history is made up) is refused: the device must re-read the record and retry,
-//   because the lease it acted on may have changed.
+//   because the lease it acted on may have changed;
+// - so is an edit whose parent the server does not hold although an older ancestor is stored:
+//   the rules would otherwise judge it against that older revision. On a cluster this is a
+//   copy that has not yet received the revision the edit was made on — possibly the
+//   completion itself: judged against the revision before it, an edit of a signed order
+//   would pass on that copy, be kept there although the cluster answered 403, and reach the
+//   other copies by internal replication, which does not validate (docs/record-rules.md,
+//   "On a cluster").
 
 var common = require('lib/validate/common');
 var refuse = common.refuse;
 
 var LEASE_FIELDS = ['holder', 'device', 'granted_at', 'expires_at', 'grant'];
+var REREAD = 'the server no longer holds the revision this edit is based on; re-read the ' +
+             'record and retry';
+var NOT_HERE = 'this server does not hold the revision this edit is based on (on a cluster: ' +
+               'not yet); re-read the record and retry';
 
 function checkLease(lease) {
   if (lease === undefined || lease === null) { return; }
@@ -55,8 +66,7 @@ function bridgeWrite(ctx) {
   var doc = ctx.newDoc, old = ctx.oldDoc, recordType = ctx.recordType;
   if (!old) {
     if (ctx.unanchored) {
-      refuse('exclusive.reread', 'the server no longer holds the revision this edit is ' +
-             'based on; re-read the record and retry');
+      refuse('exclusive.reread', REREAD);
     }
     if (doc.status !== recordType.initial_status) {
       refuse('exclusive.bad_create', 'a new ' + doc.type + ' starts as ' +
@@ -70,6 +80,9 @@ function bridgeWrite(ctx) {
   if (isTerminal(recordType, old.status)) {
     refuse('exclusive.terminal', 'this ' + doc.type + ' is ' + old.status + ', which is final');
   }
+  if (!ctx.basedOnOldDoc) {
+    refuse('exclusive.reread', NOT_HERE);
+  }
   var changed = contentChanged(doc, old, ctx.registry);
   if (changed) {
     refuse('exclusive.bridge_content', 'the bridge may change only the lease, not ' + changed);
@@ -80,8 +93,7 @@ function holderWrite(ctx) {
   var doc = ctx.newDoc, old = ctx.oldDoc, recordType = ctx.recordType, writer = ctx.writer;
   if (!old) {
     if (ctx.unanchored) {
-      refuse('exclusive.reread', 'the server no longer holds the revision this edit is ' +
-             'based on; re-read the record and retry');
+      refuse('exclusive.reread', REREAD);
     }
     refuse('exclusive.create_forbidden', common.a(doc.type) + ' is created by the bridge, not ' +
            'by a device');
@@ -102,6 +114,9 @@ function holderWrite(ctx) {
   if (!common.deepEqual(doc.lease, lease)) {
     refuse('exclusive.lease_changed', 'the lease is written by the bridge only; leave it as ' +
            'it was');
+  }
+  if (!ctx.basedOnOldDoc) {
+    refuse('exclusive.reread', NOT_HERE);
   }
   if (doc.status !== old.status) {
     var allowed = recordType.transitions[old.status] || [];

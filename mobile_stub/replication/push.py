@@ -11,12 +11,21 @@ connection broke is never written twice. Step 3 is what makes refusals impossibl
 CouchDB lists a validation function's refusal in the ``_bulk_docs`` answer
 (``{"id", "rev", "error": "forbidden", "reason"}``), but a server that drops a write silently
 is caught too. Every refused revision is kept in the store with the server's reason.
+
+On a cluster neither answer is the last word right after a write. CouchDB answers
+``_revs_diff`` from the first copy of each shard range to reply (``fabric_doc_missing_revs``),
+which may not hold yet what the others stored a moment ago; and a copy that refuses a write
+the others stored can make the whole answer a refusal (``fabric_doc_update``). So on a
+database with more than one copy, a revision still missing after step 3 is asked about again
+after short pauses, while internal replication catches up, before it is kept as refused.
+Step 1 can likewise offer a revision the server already holds; sending it again is harmless
+(CouchDB ignores a revision it already has).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +42,9 @@ from .status import ReplicationStats, SyncState, SyncStopped
 
 NOT_STORED = ("not_stored", "the server answered the write but did not store this revision "
                             "(it gave no reason)")
+# Pauses before asking a cluster again about a revision still missing after the write: a
+# second and more in all, ample for internal replication between healthy nodes.
+CLUSTER_CONFIRM_DELAYS = (0.25, 0.5, 1.0)
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,10 @@ class PushOptions:
     scan_size: int = 5000     # local changes read at a time
     checkpoint_interval: float = 2.0  # seconds between checkpoints; 0 = after every chunk
     all_leaves: bool = False  # offer every leaf, not only those not known to be on the server
+    # Pauses before asking again about a revision still missing after the write (see the
+    # module's docstring); None: CLUSTER_CONFIRM_DELAYS on a database with more than one
+    # copy, none on a single copy, whose answer is final.
+    confirm_delays: tuple[float, ...] | None = None
 
 
 @dataclass
@@ -63,6 +79,7 @@ class Pusher:
         self.stats = ReplicationStats()
         self.refused: list[dict[str, str]] = []  # this run's refusals, for the sync report
         self.on_progress: Callable[[], None] | None = None  # after every step
+        self._confirm_delays = options.confirm_delays
 
     def run(self) -> Any:
         since = self.checkpointer.start()
@@ -105,9 +122,7 @@ class Pusher:
 
     def _step(self, db: Database, offer: dict[str, list[str]]) -> StepResult:
         result = StepResult(checked=sum(len(revs) for revs in offer.values()))
-        diff = db.revs_diff(offer)
-        missing = {doc_id: list(entry.get("missing") or []) for doc_id, entry in diff.items()
-                   if entry.get("missing")}
+        missing = _missing(db, offer)
         result.missing = sum(len(revs) for revs in missing.values())
         # Revisions the server already holds are recorded as such (no write needed).
         result.written = {doc_id: [r for r in revs if r not in missing.get(doc_id, [])]
@@ -118,16 +133,30 @@ class Pusher:
         with self.local.store.transaction():
             self.local.mark_sent((doc["_id"], doc["_rev"]) for doc in docs)
         errors = _write(db, docs)
-        still = db.revs_diff({doc_id: revs for doc_id, revs in missing.items()})
+        still = self._still_missing(db, missing)
         for doc in docs:
             doc_id, rev = doc["_id"], doc["_rev"]
-            if rev in (still.get(doc_id) or {}).get("missing", []):
+            if rev in still.get(doc_id, ()):
                 error, reason = errors.get((doc_id, rev)) or errors.get((doc_id, None)) \
                     or NOT_STORED
                 result.refused.append((doc, error, reason))
             else:
                 result.written.setdefault(doc_id, []).append(rev)
         return result
+
+    def _still_missing(self, db: Database, sent: Mapping[str, list[str]]
+                       ) -> dict[str, list[str]]:
+        """Of the revisions ``sent``, those the server does not hold (asked again after each
+        pause on a cluster, while any is reported missing)."""
+        still = _missing(db, sent)
+        if still and self._confirm_delays is None:
+            self._confirm_delays = CLUSTER_CONFIRM_DELAYS if db.copies() > 1 else ()
+        for delay in self._confirm_delays or ():
+            if not still:
+                break
+            time.sleep(delay)
+            still = _missing(db, still)
+        return still
 
     def _keep(self, result: StepResult) -> None:
         self.stats.missing_checked += result.checked
@@ -142,6 +171,12 @@ class Pusher:
                 self.refused.append({"id": str(doc["_id"]), "rev": str(doc["_rev"]),
                                      "error": error, "reason": reason,
                                      "code": refusal_code(reason)})
+
+
+def _missing(db: Database, revs: Mapping[str, list[str]]) -> dict[str, list[str]]:
+    diff = db.revs_diff(dict(revs))
+    return {doc_id: list(entry["missing"]) for doc_id, entry in diff.items()
+            if isinstance(entry, dict) and entry.get("missing")}
 
 
 def _write(db: Database, docs: list[Doc]) -> dict[tuple[str, str | None], tuple[str, str]]:

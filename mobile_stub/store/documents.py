@@ -254,6 +254,35 @@ class LocalDatabase:
             self.refresh_docs([doc_id])
         return rev
 
+    def put_replacing_unsent(self, doc: Doc) -> str:
+        """Save ``doc`` in place of the revision it edits when that revision never reached
+        the server (not known to be on it, not refused): as a child of that revision's
+        parent, the replaced revision taken out of the tree.
+
+        For exclusive records: the server judges an edit against the revision it was made
+        on and refuses one whose parent it does not hold (``exclusive.reread``), so a second
+        offline edit must not stack on a first that is still on the device alone. Should the
+        first have reached the server after all (its answer lost), the two are siblings
+        there: a conflict for supervisory review, nothing lost.
+        """
+        base = doc.get("_rev")
+        doc_id = doc.get("_id")
+        if not isinstance(base, str) or not isinstance(doc_id, str):
+            return self.put(doc)
+        with self.store.transaction():
+            row = self.conn.execute(
+                "SELECT parent FROM revs r WHERE db = ? AND doc_id = ? AND rev = ? AND leaf = 1 "
+                "AND on_server = 0 AND parent IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+                "rejections j WHERE j.db = r.db AND j.doc_id = r.doc_id AND j.rev = r.rev)",
+                (self.id, doc_id, base)).fetchone()
+            if row is None:
+                return self.put(doc)
+            self.conn.execute("DELETE FROM revs WHERE db = ? AND doc_id = ? AND rev = ?",
+                              (self.id, doc_id, base))
+            self.conn.execute("UPDATE revs SET leaf = 1 WHERE db = ? AND doc_id = ? AND "
+                              "rev = ?", (self.id, doc_id, row[0]))
+            return self.put({**doc, "_rev": row[0]})
+
     def remove_unsent_branch(self, doc_id: str, rev: str) -> list[str]:
         """Delete ``rev`` and the ancestors only it grew from that the server never held.
 

@@ -259,3 +259,44 @@ def test_renewal_needs_the_record_type_the_policy_grants_now(
     renewed = device.call("POST", "/v1/leases/renew", {
         "caseload": world.caseloads["a"], "record": record["_id"], "grant": lease["grant"]})
     assert (renewed.status_code, renewed.json()["error"]) == (403, "lease.type_not_granted")
+
+
+def test_a_regrant_that_grew_beside_a_completion_is_refused_and_loses_its_lease(
+        bridge: BridgeServer, world: World, prescriber: DeviceClient, server: Any) -> None:
+    """On a cluster a copy that has not yet received a completion can accept a lease written
+    on the revision before it (docs/record-rules.md, "On a cluster"); internal replication then
+    leaves the completed branch beside a leased one. Here the leased branch sorts first, so it
+    is CouchDB's winner: every reader sees an open record leased to B. The bridge still treats
+    the record as completed — it never hands B (or anyone) that lease again and removes it —
+    and leaves both branches for supervisory review."""
+    record = create_order(prescriber, world)
+    db = world.admin.db(f"caseload_{world.caseloads['a']}")
+    granted = claim(prescriber, world, record["_id"]).json()
+    creds = prescriber.credentials()
+    with CouchClient(server.url, creds["username"], creds["password"], retries=0) as client:
+        doc = read(client.db(db.name), record["_id"])
+        put(client.db(db.name), {**doc, "status": "signed", "completed_by": prescriber.user,
+                                 "completed_at": now(), "author": prescriber.user,
+                                 "device": prescriber.device_id, "at": now()}, doc)
+    completed = db.get(record["_id"])
+    other = bridge.enrolled_device(world.user("gp-late"), [world.group("prescribers")])
+    theirs = {"holder": other.user, "device": other.device_id, "granted_at": now(),
+              "expires_at": now(10), "grant": uuid.uuid4().hex}
+    leased = read(db, record["_id"], granted["rev"])
+    regrant = {**leased, "lease": theirs, "_rev": "3-" + "f" * 32,
+               "_revisions": {"start": 3, "ids": ["f" * 32, *leased["_revisions"]["ids"]]}}
+    db.bulk_docs([regrant], new_edits=False)  # as internal replication writes it
+    assert db.get(record["_id"])["lease"] == theirs  # the leased branch is the winner
+
+    for response in (claim(other, world, record["_id"]),
+                     other.call("POST", "/v1/leases/renew", {
+                         "caseload": world.caseloads["a"], "record": record["_id"],
+                         "grant": theirs["grant"]}),
+                     claim(prescriber, world, record["_id"])):
+        assert (response.status_code, response.json()["error"]) == (409, "lease.completed")
+        assert "token" not in response.json()
+    leaves = {leaf["ok"]["_rev"]: leaf["ok"] for leaf in db.open_revs(record["_id"], "all")}
+    assert leaves[completed["_rev"]] == completed  # the completion, untouched
+    assert [leaf for leaf in leaves.values()
+            if leaf["status"] == "open" and "lease" in leaf] == []  # no lease left to use
+    assert len(leaves) == 2  # both branches stay for review

@@ -193,3 +193,17 @@ def compact(db: Database, doc_id: str, gone: str, timeout: float = 60) -> None:
 
 
 Factory = Callable[..., Person]
+
+
+def completed_beside_a_regrant(caseload: Caseload, bridge: Person, a: Person, b: Person
+                               ) -> tuple[Made, Doc]:
+    """What a cluster can leave behind (docs/record-rules.md, "On a cluster"): A completes
+    the order, and a copy that had not yet received A's completion accepts the bridge's
+    re-grant of the revision before it to B; internal replication then spreads both. The
+    re-grant is pushed here as internal replication writes it: as an admin, with its history.
+    Returns the conflict and B's leased branch (B's device holds it with a lease token)."""
+    order = leased_order(caseload, bridge, a, minutes=30, start=-20)
+    a_rev = put(a.db(caseload), completion(order, a), order)
+    regrant = {**order, "lease": lease(b.user, b.device)}
+    b_rev = push(caseload.db, regrant, order)
+    return Made(order["_id"], [a_rev, b_rev]), read(caseload.db, order["_id"], b_rev)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 from carecouch.couch import CouchClient
 from carecouch.ids import caseload_db
@@ -12,12 +13,16 @@ from tests.conflicts.conftest import Cli
 from tests.conflicts.support import (
     Factory,
     compact,
+    completed_beside_a_regrant,
     diverged_observation,
     duplicate,
     exclusive,
+    live,
     mergeable,
 )
+from tests.helpers.records import push
 from tests.records.conftest import Caseload, Person
+from tests.records.test_exclusive import completion
 
 
 def test_list_across_caseloads_exclusive_first(
@@ -116,3 +121,37 @@ def test_show_an_exclusive_record_with_its_leases(
     assert shown["decision"]["supervisory"] and shown["decision"]["proposal"] == race.revs[1]
     text = cli("conflicts", "show", race.doc_id, "--caseload", caseload.id).stdout
     assert "lease" in text and "first completion under a then-valid lease" in text
+
+
+def test_a_completion_beside_a_leased_branch_and_a_second_completion_go_to_a_supervisor(
+        caseload: Caseload, bridge: Person, person: Factory, cli: Cli) -> None:
+    a, b = person("prescriber", device="tablet-a"), person("prescriber", device="tablet-b")
+    made, leased = completed_beside_a_regrant(caseload, bridge, a, b)
+
+    def listed() -> dict[str, Any]:
+        result = cli("conflicts", "list", "--caseload", caseload.id, "--json")
+        assert result.exit_code == 0, result.stderr
+        (row,) = json.loads(result.stdout)["conflicts"]
+        assert row["doc"] == made.doc_id
+        assert (row["class"], row["needs_review"], row["supervisory"], row["action"]) == (
+            "exclusive", True, True, "supervisory review")
+        return dict(row)
+
+    row = listed()
+    assert f"beside a branch that still carries a lease ({b.user} until" in row["reason"]
+    assert row["proposal"] == made.revs[0]  # A's completion
+    # B's device holds the re-granted branch and a token for it: its completion, based on
+    # that branch, is judged against B's lease there and stored as a second completion.
+    b_rev = push(b.db(caseload), completion(leased, b), leased)
+    row = listed()
+    assert row["reason"].startswith(f"exclusive record, completed 2 times ({a.user} at ")
+    assert "first completion under a then-valid lease wins" in row["reason"]
+    assert row["proposal"] == made.revs[0] and set(row["revs"]) == {made.revs[0], b_rev}
+    # Never resolved automatically: `auto` writes nothing for it, and nothing is lost.
+    done = json.loads(cli("conflicts", "auto", "--caseload", caseload.id, "--yes",
+                          "--json").stdout)
+    assert done["outcomes"] == [] and [r["doc"] for r in done["review"]] == [made.doc_id]
+    assert set(live(caseload.db, made.doc_id)) == {made.revs[0], b_rev}
+    shown = json.loads(cli("conflicts", "show", made.doc_id, "--caseload", caseload.id,
+                           "--json").stdout)
+    assert shown["decision"]["supervisory"] and shown["decision"]["proposal"] == made.revs[0]

@@ -232,3 +232,35 @@ def test_lease_tokens_are_checked_offline(
         device.complete(ward, second, "witnessed", {"counted": 4})
     assert device.sync(ward).ok
     assert admin.db(ward).get(first)["status"] == "witnessed"
+
+
+def test_offline_edits_of_an_exclusive_record_reach_the_server_as_one_revision(
+        enrolled: Callable[..., BridgeSession], bridge: BridgeServer, world: World,
+        admin: CouchClient) -> None:
+    """The holder counts, then completes, both offline. The server judges an edit against
+    the revision it was made on and refuses one whose parent it does not hold
+    (exclusive.reread: on a cluster, the sign of a copy that lags), so the second offline edit
+    replaces the first on the device instead of stacking on it: one revision reaches the
+    server, on top of the leased one, and is accepted. Once completed, the record is final
+    on the device too."""
+    session = enrolled()
+    ward = caseload_db(world.caseloads["a"])
+    record = exclusive_record(bridge, world)
+    device = session.device(options=fast_options())
+    assert device.sync(ward).ok
+    leased_rev = leases.change(session, device, "claim", ward, record)["rev"]
+    device.store.set_offline(True)
+    device.update(ward, record, {"counted": 11, "note": "one ampoule short"})
+    device.complete(ward, record, "discrepancy", {"counted": 11})
+    with pytest.raises(BadRecord, match="which is final"):
+        device.update(ward, record, {"note": "found it"})
+    device.store.set_offline(False)
+
+    report = device.sync(ward)
+    assert report.ok and report.rejected == 0, (report.message, device.rejections(ward))
+    stored = admin.db(ward).get(record, revs=True, conflicts=True)
+    assert (stored["status"], stored["counted"], stored["note"]) == (
+        "discrepancy", 11, "one ampoule short")
+    assert "_conflicts" not in stored
+    parent = f"{stored['_revisions']['start'] - 1}-{stored['_revisions']['ids'][1]}"
+    assert parent == leased_rev  # made on the leased revision, which the server holds

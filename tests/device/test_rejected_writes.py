@@ -9,14 +9,18 @@ and of ``oldDoc`` for replicated writes.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
 from carecouch.couch import Database
 from mobile_stub.device import Device
 from mobile_stub.errors import RecoveryUnavailable
+from mobile_stub.replication import PushOptions
 from mobile_stub.store import Rejections
 
+from .conftest import fast_options
 from .support import wait_until
 
 RULES = """function (newDoc, oldDoc, userCtx) {
@@ -113,3 +117,48 @@ def test_exclusive_reread_recovery_rereads_reapplies_and_is_accepted(
     assert device.rejections(caseload.name) == []
     (kept,) = Rejections(local).list(state="retried")
     assert kept.resolved_by == new_rev and kept.doc["state"] == "completed"
+
+
+def test_a_refusal_one_copy_gave_is_not_kept_when_the_revision_arrives(
+        caseload: Database, make_device: Callable[..., Device],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a cluster one copy can refuse a write the other copies stored, and CouchDB may
+    answer the refusal (fabric_doc_update: one forbidden, the other replies empty); the next
+    ``_revs_diff`` may come from that copy too. Internal replication then brings it the
+    revision. Built here on one copy: the server refuses the device's revision, and, while the
+    device pauses to ask again, the revision arrives as internal replication writes it (an
+    admin's ``new_edits=false`` write). The device records it as stored, not as refused."""
+    caseload.put({"_id": "_design/rules", "validate_doc_update": """function (doc, old, ctx) {
+      if (doc.refuse_here && ctx.roles.indexOf('_admin') === -1) {
+        throw({forbidden: 'test.refused: one copy refuses this'});
+      }
+    }"""})
+    options = fast_options()
+    device = make_device(caseload, options=replace(options, push=PushOptions(
+        confirm_delays=(0.0, 0.0))))
+    doc = device.new_record(caseload.name, "note", {"subject": "patient:1", "refuse_here": True})
+    sent: list[dict[str, Any]] = []
+    asked: list[int] = []
+    bulk_docs, revs_diff = Database.bulk_docs, Database.revs_diff
+
+    def spy_bulk_docs(self: Database, docs: list[dict[str, Any]], *,
+                      new_edits: bool = True) -> list[dict[str, Any]]:
+        if self.client is not caseload.client:
+            sent.extend(d for d in docs if d["_id"] == doc["_id"])
+        return bulk_docs(self, docs, new_edits=new_edits)
+
+    def spy_revs_diff(self: Database, revs: Any) -> Any:
+        if self.client is not caseload.client and doc["_id"] in revs and sent:
+            asked.append(1)
+            if len(asked) == 2:  # the first asking again: the revision has arrived
+                bulk_docs(caseload, sent[:1], new_edits=False)
+        return revs_diff(self, revs)
+
+    monkeypatch.setattr(Database, "bulk_docs", spy_bulk_docs)
+    monkeypatch.setattr(Database, "revs_diff", spy_revs_diff)
+    report = device.sync(caseload.name)
+    assert report.ok and report.rejected == 0, report.message
+    assert len(asked) == 2  # after the write, then once again
+    assert device.rejections(caseload.name) == []
+    assert caseload.get(doc["_id"])["_rev"] == doc["_rev"]
+    assert device.store.database(caseload.name).pending_revs() == []

@@ -3,11 +3,14 @@
 ``put`` is an ordinary write (``PUT`` with ``_rev``); ``push`` is what a device's replicator
 does: it makes the new revision id itself and sends ``_bulk_docs`` with ``new_edits=false``
 and the revision's full history, exactly as CouchDB's replication protocol does.
+
+``settled`` turns either into the write as a cluster finally judges it (see there).
 """
 
 from __future__ import annotations
 
 import functools
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -15,7 +18,7 @@ from typing import Any
 
 from carecouch.couch import Database, Doc
 from carecouch.ddocs import MAIN_DDOC_ID
-from carecouch.errors import CouchError, error_for_status
+from carecouch.errors import CouchConflict, CouchError, CouchForbidden, error_for_status
 from carecouch.ids import session_name
 from carecouch.records import Registry, load_registry, new_record_id
 from carecouch.rules import shipped_rules
@@ -106,6 +109,12 @@ def push(db: Database, doc: Doc, parent: Doc | None = None, *,
          history: list[str] | None = None) -> str:
     """A device's push of ``doc`` as a new revision on top of ``parent`` (fetched with
     ``revs=true``), or a first revision; ``history`` replaces the ancestry it claims."""
+    return send(db, replicated(doc, parent, history=history))
+
+
+def replicated(doc: Doc, parent: Doc | None = None, *, history: list[str] | None = None
+               ) -> Doc:
+    """``doc`` as a new revision, with the id and history a replicator sends (see push)."""
     rev_hash = uuid.uuid4().hex
     if history is not None:
         ids = [rev_hash, *history]
@@ -118,6 +127,12 @@ def push(db: Database, doc: Doc, parent: Doc | None = None, *,
     body = {k: v for k, v in doc.items() if k not in ("_rev", "_revisions")}
     body["_rev"] = f"{start}-{rev_hash}"
     body["_revisions"] = {"start": start, "ids": ids}
+    return body
+
+
+def send(db: Database, body: Doc) -> str:
+    """``_bulk_docs`` with ``new_edits=false`` of one revision made by :func:`replicated`;
+    a refusal is raised as the error it is."""
     for item in db.bulk_docs([body], new_edits=False):
         if item.get("error"):
             status = {"forbidden": 403, "unauthorized": 401}.get(item["error"], 500)
@@ -126,28 +141,99 @@ def push(db: Database, doc: Doc, parent: Doc | None = None, *,
     return str(body["_rev"])
 
 
-def checked_on_device(db: Database, doc: Doc, parent: Doc | None = None) -> str:
+def checked_on_device(db: Database, doc: Doc, parent: Doc | None = None, *,
+                      pushed_by: Write = push) -> str:
     """A device's save: the caseload's own rules run first, on the device, as
     mobile_stub/rules.py runs them (QuickJS, with the session's userCtx, ``oldDoc`` the
     revision edited); then the push. The device must refuse exactly what the server refuses,
     with the same reason, and accept what it accepts."""
     rules = compiled(db.get(MAIN_DDOC_ID))
     user_ctx = {**db.client.session()["userCtx"], "db": db.name}
-    rev_hash = uuid.uuid4().hex
-    start = parent["_revisions"]["start"] + 1 if parent is not None else 1
-    ids = [rev_hash, *(parent["_revisions"]["ids"] if parent is not None else [])]
-    new_doc = {k: v for k, v in doc.items() if k not in ("_rev", "_revisions")}
-    new_doc.update(_rev=f"{start}-{rev_hash}", _revisions={"start": start, "ids": ids})
+    new_doc = replicated(doc, parent)
     old_doc = {k: v for k, v in parent.items() if k != "_revisions"} if parent else None
     local = rules.check(new_doc, old_doc, user_ctx)
     try:
-        rev = push(db, doc, parent)
+        rev = pushed_by(db, doc, parent)
     except CouchError as exc:
         assert local is not None, f"the device accepted what the server refused: {exc}"
         assert (exc.error, exc.reason) == (local.error, local.reason)
         raise
     assert local is None, f"the device refused what the server accepted: {local.reason}"
     return rev
+
+
+# How long a cluster's copies may take to agree on a write, and to hold a revision one copy
+# refused while the others stored it (internal replication between healthy nodes: well under
+# a second).
+SETTLE_SECONDS = 10.0
+STORED_CHECKS = (0.0, 0.25, 0.5, 1.0)
+
+
+def settled(copies: int, write: Write, admin_db: Database) -> Write:
+    """``write`` (``put`` or ``push``) as a server with ``copies`` copies finally judges it.
+
+    One copy (the embedded server, a single CouchDB node) judges a write against everything
+    written before it: its first answer is final and is returned unchanged. On a cluster a
+    write returns once two of the three copies hold it, and each copy judges the next write on
+    its own, so right after a write (docs/record-rules.md, "On a cluster"):
+
+    - a copy still without the revision an ordinary write names answers 409
+      (couch_db:prep_and_validate_update), one without a replicated write's parent answers
+      ``exclusive.reread``, and the coordinator (fabric_doc_update) may pass either on instead
+      of the others' answer. The bridge and the device re-read and retry; so does this, with
+      the same body (and, pushed, the same revision), until the copies agree;
+    - a replicated write the other copies stored can be answered with the one copy's refusal
+      (fabric_doc_update's check_forbidden_msg); the device asks ``_revs_diff`` again and takes
+      it as stored (mobile_stub/replication/push.py); so does this.
+
+    What stays guaranteed, and is what the tests assert: the settled answer is the one a
+    single copy gives, with its exact code, and a refused write is stored nowhere.
+    """
+    if copies == 1:
+        return write
+
+    def retried(db: Database, doc: Doc, parent: Doc | None = None) -> str:
+        if write is not push:
+            return until_agreed(copies, lambda: write(db, doc, parent))
+        body = replicated(doc, parent)  # one revision, however often it is sent
+        rev = str(body["_rev"])
+
+        def once() -> str:
+            try:
+                return send(db, body)
+            except CouchForbidden:
+                if held(admin_db, str(body["_id"]), rev):
+                    return rev
+                raise
+        return until_agreed(copies, once)
+
+    return retried
+
+
+def until_agreed(copies: int, attempt: Callable[[], str]) -> str:
+    """``attempt()``, retried on a cluster while its answer is one a lagging copy gives
+    (409, ``*.reread``), for up to SETTLE_SECONDS; then the last answer stands."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    pause = 0.05
+    while True:
+        try:
+            return attempt()
+        except (CouchConflict, CouchForbidden) as exc:
+            lagging = isinstance(exc, CouchConflict) or refusal(exc).endswith(".reread")
+            if copies == 1 or not lagging or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
+def held(db: Database, doc_id: str, rev: str) -> bool:
+    """Whether the server comes to hold ``rev`` within a second or two (``_revs_diff`` is
+    answered by one copy: asked again while internal replication catches up)."""
+    for delay in STORED_CHECKS:
+        time.sleep(delay)
+        if rev not in db.revs_diff({doc_id: [rev]}).get(doc_id, {}).get("missing", []):
+            return True
+    return False
 
 
 def read(db: Database, doc_id: str, rev: str | None = None) -> Doc:

@@ -20,7 +20,7 @@ from carecouch.ids import caseload_db, member_role
 from carecouch.provisioning import Provisioner
 from carecouch.records import REGISTRY_FILE
 from tests.helpers.fixtures import User
-from tests.helpers.records import Write, checked_on_device, push, put
+from tests.helpers.records import Write, checked_on_device, push, put, settled
 
 
 @dataclass
@@ -83,8 +83,14 @@ def bridge(caseload: Caseload, make_user: Callable[..., User]) -> Person:
 
 
 @pytest.fixture(params=["put", "push", "device"])
-def write(request: pytest.FixtureRequest) -> Write:
+def write(request: pytest.FixtureRequest, caseload: Caseload) -> Write:
     """Every rule is checked through an ordinary write, a device's push, and the device's own
-    check before it saves (the same rules, run on the device: it must agree with the server
-    on every case)."""
-    return {"put": put, "push": push, "device": checked_on_device}[request.param]
+    check before it saves (the same rules, run on the device: it must agree with the server on
+    every case), as the server finally judges each: on one copy its first answer; on a cluster
+    the answer its copies agree on once each holds what was written before
+    (tests/helpers/records.py, settled)."""
+    copies = caseload.db.copies()
+    if request.param == "device":
+        pushed = settled(copies, push, caseload.db)
+        return lambda db, doc, parent=None: checked_on_device(db, doc, parent, pushed_by=pushed)
+    return settled(copies, put if request.param == "put" else push, caseload.db)

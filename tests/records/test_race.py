@@ -9,9 +9,14 @@ completion is lost.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
-from tests.helpers.records import lease, now, push, put, read
+import pytest
+
+from carecouch.couch import Doc
+from carecouch.errors import CouchForbidden
+from tests.helpers.records import lease, now, push, put, read, refusal
 from tests.records.conftest import Caseload, Person
 from tests.records.test_exclusive import completion, leased_order
 
@@ -42,3 +47,40 @@ def test_two_completions_become_a_conflict_and_nothing_is_lost(
     # The conflicts view lists it, so `carecouch conflicts list` will flag it for review.
     rows = caseload.db.view("carecouch", "conflicts", reduce=False)["rows"]
     assert [row["id"] for row in rows] == [on_a["_id"]]
+
+
+def completed_elsewhere(caseload: Caseload, bridge: Person, holder: Person
+                        ) -> tuple[Doc, Doc]:
+    """A leased order (revision 2, stored here) and the holder's completion of it (revision 3),
+    which exists only on the holder's device and on the other copies of a cluster: this
+    database plays the copy that has not received it yet."""
+    order = leased_order(caseload, bridge, holder)
+    done = completion(order, holder)
+    done_hash = uuid.uuid4().hex
+    done["_rev"] = f"3-{done_hash}"
+    done["_revisions"] = {"start": 3, "ids": [done_hash, *order["_revisions"]["ids"]]}
+    return order, done
+
+
+def test_a_copy_without_the_completion_refuses_edits_made_on_it(
+        caseload: Caseload, bridge: Person, person: Callable[..., Person]) -> None:
+    """On a cluster a write returns once two of three copies hold it; the third may receive
+    it a moment later. An edit of the completed order pushed meanwhile is judged by that copy
+    against the nearest ancestor it stores (the open, leased revision 2), where "declined" is a
+    valid completion by the holder. Accepted there, it would stay although the cluster answered
+    403 (the other copies refused it: exclusive.terminal) and would reach them by internal
+    replication, which does not validate: a signed order turned into a declined one. The rules
+    refuse any edit whose parent the copy does not hold, so every copy refuses it."""
+    gp = person("prescriber")
+    order, done = completed_elsewhere(caseload, bridge, gp)
+    changed = ({**done, "status": "declined"}, {**done, "note": "changed my mind"})
+    for writer, doc in ((gp, changed[0]), (gp, changed[1]),
+                        (bridge, {**done, "lease": lease(gp.user, gp.device)})):
+        with pytest.raises(CouchForbidden) as info:
+            push(writer.db(caseload), doc, done)
+        assert refusal(info.value) == "exclusive.reread"
+    stored = caseload.db.get(order["_id"], conflicts=True)
+    assert (stored["_rev"], stored["status"]) == (order["_rev"], "open")
+    assert "_conflicts" not in stored
+    # The holder's completion itself is based on revision 2, which every copy holds.
+    assert push(gp.db(caseload), completion(order, gp), order)
