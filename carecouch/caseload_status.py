@@ -109,8 +109,7 @@ def _read_db(client: CouchClient, row: CaseloadStatus, desired: dict[str, Doc]) 
         return
     row.doc_count = int(info.get("doc_count", 0))
     sizes = info.get("sizes") or {}
-    # CouchDB 3 reports sizes.file; PouchDB Server reports disk_size.
-    size = sizes.get("file", info.get("disk_size"))
+    size = sizes.get("file")
     row.size = int(size) if isinstance(size, (int, float)) else None
     row.security = db.get_security()
     if row.status in ("active", "archived"):

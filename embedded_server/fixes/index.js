@@ -34,7 +34,10 @@ var FIXES = [
   require('./bulk-get'),             // CouchDB's _bulk_get (every leaf, errors, latest)
   require('./revs-diff'),            // possible_ancestors; compacted revisions are not missing
   require('./doc-revisions'),        // document reads: deleted, deleted_conflicts, latest
-  require('./local-docs')            // GET/POST _local_docs
+  require('./local-docs'),           // GET/POST _local_docs
+  require('./replicate'),            // POST /_replicate answers CouchDB's checkpoint history
+  require('./deleted-documents'),    // a deleted document is re-created only without _rev
+  require('./db-info')               // GET /{db} answers CouchDB's database info
 ];
 
 // express-pouchdb parts replaced wholesale by a fix (see express-pouchdb/lib/index.js).

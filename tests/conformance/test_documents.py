@@ -58,3 +58,42 @@ def test_put_with_new_edits_false_refused_by_validator(db: Database) -> None:
                         body={"_rev": f"1-{rev_hash()}"})
     assert (status, body) == (403, {"error": "forbidden", "reason": "read only"})
     assert db.get_or_none("d") is None
+
+
+def test_a_deleted_document_is_recreated_only_without_a_revision(db: Database) -> None:
+    # couch_db_updater:merge_rev_tree/4: when the winner is deleted, an interactive edit must
+    # be a re-creation from the root (no _rev, not a deletion); it then grows from the
+    # winning tombstone. Any edit naming a revision, the tombstone's included, is a conflict.
+    first = db.put({"_id": "d", "v": 1})["rev"]
+    tomb = db.delete("d", first)["rev"]
+    for body in ({"_rev": tomb, "v": 2}, {"_rev": first, "v": 2}):
+        assert call(db.client, "PUT", f"{db.path}/d", body=body) == (409, CONFLICT)
+    (item,) = db.bulk_docs([{"_id": "d", "_rev": tomb, "v": 2}])
+    assert item == {"id": "d", **CONFLICT}
+    assert call(db.client, "DELETE", f"{db.path}/d", params={"rev": tomb}) == (409, CONFLICT)
+    again = db.put({"_id": "d", "v": 3})["rev"]
+    assert again.startswith("3-")  # grown from the tombstone (2-)
+    assert db.get("d", revs=True)["_revisions"]["ids"][1:] == [tomb[2:], first[2:]]
+
+
+def test_a_validator_sees_no_old_document_when_a_deleted_one_is_recreated(
+        db: Database) -> None:
+    # couch_db:prep_and_validate_update/5 with no revision on a deleted document: oldDoc null.
+    rev = db.put({"_id": "d", "v": 1})["rev"]
+    db.delete("d", rev)
+    put_validator(db, "function (n, o) { if (n.v === 2) { throw({forbidden: "
+                      "JSON.stringify(o)}); } }")
+    assert call(db.client, "PUT", f"{db.path}/d", body={"v": 2}) == (
+        403, {"error": "forbidden", "reason": "null"})
+
+
+def test_database_info_has_couchdbs_fields(db: Database) -> None:
+    # chttpd_db:db_req/2 (GET /db) -> fabric:get_db_info/1; what carecouch reads from it:
+    # doc_count, update_seq (opaque), sizes.file (caseload list), cluster.n (copies)
+    db.put({"_id": "d"})
+    info = db.info()
+    assert info["db_name"] == db.name and info["doc_count"] == 1
+    assert isinstance(info["sizes"]["file"], int) and info["sizes"]["file"] > 0
+    assert isinstance(info["cluster"]["n"], int) and info["cluster"]["n"] >= 1
+    assert info["instance_start_time"] == "0"
+    assert "disk_size" not in info and "update_seq" in info

@@ -6,8 +6,17 @@ from collections.abc import Callable
 
 import pytest
 
-from carecouch.errors import CouchForbidden
-from tests.helpers.records import Write, observation, read, refusal, until_agreed
+from carecouch.errors import CouchConflict, CouchForbidden
+from tests.helpers.records import (
+    Write,
+    observation,
+    push,
+    put,
+    read,
+    refusal,
+    settled,
+    until_agreed,
+)
 from tests.records.conftest import Caseload, Person
 
 
@@ -41,10 +50,15 @@ def test_resolver_deletes_and_restores(caseload: Caseload, person: Callable[...,
     stored = read(caseload.db, doc["_id"])
     write(resolver.db(caseload), tombstone(doc), stored)
     assert caseload.db.get_or_none(doc["_id"]) is None
-    # Undo: the resolver writes the discarded body back on top of the tombstone.
+    # Undo: the resolver writes the discarded body back on top of the tombstone. That is a
+    # replicated write (carecouch conflicts undo): an interactive edit naming the tombstone is
+    # a conflict for anyone (couch_db_updater:merge_rev_tree/4), however it was deleted.
     tomb = caseload.db.open_revs(doc["_id"], "all", revs=True)[0]["ok"]
+    with pytest.raises(CouchConflict):
+        put(resolver.db(caseload), {**stored}, tomb)
+    restore = settled(caseload.db.copies(), push, caseload.db)
     with pytest.raises(CouchForbidden) as info:
-        write(nurse.db(caseload), {**stored}, tomb)
+        restore(nurse.db(caseload), {**stored}, tomb)
     assert refusal(info.value) == "delete.restore_forbidden"
-    write(resolver.db(caseload), {**stored}, tomb)
+    restore(resolver.db(caseload), {**stored}, tomb)
     assert read(caseload.db, doc["_id"])["news2"] == stored["news2"]
