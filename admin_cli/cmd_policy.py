@@ -73,7 +73,8 @@ def _print(grant: Grant, version: str) -> None:
     line("user", f"{grant.user} (groups: {', '.join(grant.groups) or '-'})")
     line("policy version", version)
     line("matching rules", ", ".join(grant.rules) or "none: no credentials")
-    line("clinical roles", ", ".join(grant.clinical_roles) or "-")
+    line("clinical roles", (", ".join(grant.clinical_roles) or "-")
+         + (" (each in the caseloads of the rule that grants it)" if grant.caseloads else ""))
     line("resolver", "yes" if grant.resolver else "no")
     narrowed = " (narrowed below what the roles admit)" if grant.narrowed else ""
     line("record types", (", ".join(grant.record_types) or "-") + narrowed)
@@ -89,7 +90,11 @@ def _print(grant: Grant, version: str) -> None:
         f = caseload.filter
         window = f"from the last {format_duration(f.time_window)}" if f.time_window \
             else "of all time"
-        click.echo(f"caseload {caseload.id}: types {', '.join(f.types) if f.types else 'all'}"
+        click.echo(f"caseload {caseload.id}: as {', '.join(caseload.clinical_roles) or '-'}"
+                   + (" and resolver" if caseload.resolver else "")
+                   + f", may write {', '.join(caseload.record_types) or 'nothing'}"
+                   + (" (narrowed)" if caseload.narrowed else ""))
+        click.echo(f"  holds types {', '.join(f.types) if f.types else 'all'}"
                    f"; append-only records {window}"
                    + (f"; pinned {', '.join(f.pinned_subjects)}" if f.pinned_subjects else ""))
         for reason in caseload.reasons:

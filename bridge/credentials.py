@@ -18,11 +18,12 @@ from flask import Blueprint, Response, jsonify
 from carecouch import break_glass as glass
 from carecouch import revocation
 from carecouch.audit import AuditEvent
-from carecouch.clock import format_utc
+from carecouch.clock import format_utc, parse_utc
 from carecouch.credentials import CredentialsError, Issued
 from carecouch.devices import Device
 from carecouch.ids import InvalidName, caseload_db, check_user_id, session_name
 from carecouch.policy import Filter, Grant, Policy
+from carecouch.snapshot import SNAPSHOT_TYPE, Snapshot, SnapshotDatabase
 
 from . import inputs
 from .auth import policy_and_grant, refuse_if_revoked, require_grant, require_user
@@ -33,7 +34,6 @@ from .services import services
 
 blueprint = Blueprint("credentials", __name__)
 FILTER_NAME = "carecouch/device"
-SNAPSHOT_TYPE = "carecouch-snapshot+jws"
 
 
 def filter_params(flt: Filter, now: datetime) -> dict[str, str]:
@@ -79,17 +79,12 @@ def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
     # usual offline grace its snapshot would let the device go on for days.
     offline = grant.offline_grace if break_glass is None else min(grant.offline_grace,
                                                                    lifetime)
-    snapshot = {
-        "iss": "carecouch-bridge", "sub": identity.user, "device": device.id,
-        "username": issued.name, "iat": int(time.time()), "issued_at": format_utc(now),
-        "credential_expires_at": issued.expires_at,
-        "offline_until": format_utc(now + timedelta(seconds=offline)),
-        "policy_version": policy.version, "clinical_roles": list(grant.clinical_roles),
-        "resolver": grant.resolver, "record_types": list(grant.record_types),
-        "lease_lifetime_seconds": grant.lease_lifetime,
-        "databases": [{"caseload": d["caseload"], "name": d["name"], "filter": d["filter"]}
-                      for d in databases],
-        "break_glass": break_glass}
+    snapshot = Snapshot(
+        user=identity.user, device=device.id, username=issued.name, iat=int(time.time()),
+        issued_at=now, credential_expires_at=parse_utc(issued.expires_at),
+        offline_until=now + timedelta(seconds=offline), policy_version=policy.version,
+        lease_lifetime_seconds=grant.lease_lifetime, break_glass=break_glass,
+        databases=tuple(_snapshot_database(grant, d) for d in databases))
     written = s.audit(identity.user).record_many(_events(identity, device, policy, issued,
                                                          rotated, break_glass))
     if break_glass is not None:
@@ -99,8 +94,21 @@ def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
             "password": issued.password, "roles": list(issued.roles),
             "issued_at": issued.issued_at, "expires_at": issued.expires_at,
             "server_time": format_utc(datetime.now(UTC)), "databases": databases,
-            "rotated": rotated, "snapshot": s.signer.sign(snapshot, SNAPSHOT_TYPE),
+            "rotated": rotated,
+            "snapshot": s.signer.sign(snapshot.to_claims(), SNAPSHOT_TYPE),
             "policy_version": policy.version}
+
+
+def _snapshot_database(grant: Grant, database: dict[str, Any]) -> SnapshotDatabase:
+    """A database of the snapshot: what holds in its caseload (a break-glass caseload gets
+    the user's roles and types across their rules: Grant.as_caseload)."""
+    caseload = grant.caseloads.get(database["caseload"]) or grant.as_caseload(
+        database["caseload"])
+    return SnapshotDatabase(caseload=caseload.id, name=database["name"],
+                            filter=database["filter"], clinical_roles=caseload.clinical_roles,
+                            record_types=frozenset(caseload.record_types),
+                            resolver=caseload.resolver,
+                            break_glass=bool(database.get("break_glass")))
 
 
 def _databases(grant: Grant, extra: tuple[str, Filter] | None,

@@ -19,6 +19,8 @@ from carecouch.errors import CouchForbidden
 from carecouch.ids import InvalidCaseloadId, caseload_db, check_caseload_id
 from carecouch.leases import Granted, Leases, new_exclusive_record
 from carecouch.policy import Grant
+from carecouch.records import refusal_code
+from carecouch.snapshot import LEASE_TYPE
 
 from . import inputs
 from .auth import require_grant, require_user
@@ -28,7 +30,6 @@ from .idp import Identity
 from .services import services
 
 blueprint = Blueprint("leases", __name__)
-LEASE_TOKEN_TYPE = "carecouch-lease+jws"
 # "<type>:<uuid>"; no leading "_", which CouchDB reserves (_design, _local).
 RECORD_ID = re.compile(r"^[a-z][a-z_]{0,39}:[A-Za-z0-9-]{8,64}$")
 SUBJECT = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -68,7 +69,7 @@ def _token(caseload_id: str, granted: Granted) -> str:
     payload = {**granted.lease, "iss": "carecouch-bridge", "iat": int(time.time()),
                "caseload": caseload_id, "db": caseload_db(caseload_id),
                "record": record["_id"], "type": record.get("type"), "rev": record["_rev"]}
-    return services().signer.sign(payload, LEASE_TOKEN_TYPE)
+    return services().signer.sign(payload, LEASE_TYPE)
 
 
 def _answer(identity: Identity, action: str, caseload_id: str, granted: Granted,
@@ -88,12 +89,13 @@ def _record_id(data: dict[str, Any]) -> str:
     return inputs.required_text(data, "record", max_length=120, pattern=RECORD_ID)
 
 
-def _require_type(leases: Leases, record_id: str, grant: Grant) -> None:
-    """403 unless the policy lets the caller complete records of this one's type."""
+def _require_type(leases: Leases, record_id: str, grant: Grant, caseload_id: str) -> None:
+    """403 unless the policy lets the caller complete records of this one's type in this
+    caseload (roles and types hold per caseload)."""
     _, spec = leases.read(record_id)
-    if spec.name not in grant.record_types:
+    if spec.name not in grant.caseloads[caseload_id].record_types:
         raise ApiError(403, "lease.type_not_granted", f"the access policy does not let you "
-                       f"complete {spec.name} records")
+                       f"complete {spec.name} records in caseload {caseload_id}")
 
 
 @blueprint.post("/v1/leases")
@@ -103,7 +105,7 @@ def claim() -> tuple[Response, int]:
     caseload_id = _caseload(data, grant)
     record_id = _record_id(data)
     leases = _leases_for(caseload_id)
-    _require_type(leases, record_id, grant)
+    _require_type(leases, record_id, grant, caseload_id)
     granted = leases.claim(record_id, identity.user, device, grant.lease_lifetime)
     return _answer(identity, "lease.claim", caseload_id, granted,
                    201 if granted.changed else 200)
@@ -117,7 +119,8 @@ def _change(action: str) -> tuple[Response, int]:
     grant_id = inputs.required_text(data, "grant", max_length=64)
     leases = _leases_for(caseload_id)
     if action == "lease.renew":
-        _require_type(leases, record_id, grant)  # the policy may have changed since the claim
+        # the policy may have changed since the claim
+        _require_type(leases, record_id, grant, caseload_id)
         granted = leases.renew(record_id, identity.user, device, grant_id, grant.lease_lifetime)
     else:
         granted = leases.release(record_id, identity.user, device, grant_id)
@@ -159,7 +162,7 @@ def create_record() -> tuple[Response, int]:
     try:
         doc["_rev"] = s.couch.db(caseload_db(caseload_id)).put(doc)["rev"]
     except CouchForbidden as exc:  # the record rules refused it: say which rule
-        code = exc.reason.split(":", 1)[0] if exc.error == "forbidden" else exc.error
+        code = refusal_code(exc.reason) if exc.error == "forbidden" else exc.error
         raise ApiError(422, "record.refused", exc.reason, {"rule": code}) from exc
     s.audit(identity.user).record("record.create", caseload_id, {
         "record": doc["_id"], "type": type_name, "subject": subject, "device": device})

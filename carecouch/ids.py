@@ -73,6 +73,8 @@ CLINICAL_PREFIX = "clinical:"
 WRITES_RESTRICTED_ROLE = "carecouch:writes-restricted"
 WRITES_PREFIX = "carecouch:writes:"
 SESSION_SEPARATOR = "~"
+# A role that holds in one caseload only: "clinical:nurse@north-1" (common.js hasRoleHere).
+SCOPE_SEPARATOR = "@"
 USERS_DB = "_users"
 USER_DOC_PREFIX = "org.couchdb.user:"
 
@@ -98,6 +100,13 @@ def check_device_id(value: object) -> str:
         return value
     raise InvalidName(f"bad device id {str(value)[:120]!r}: use 3-64 letters, digits and "
                       "'.', '_', '-', starting with a letter or digit")
+
+
+def scoped_role(role: str, caseload_id: str) -> str:
+    """``clinical:nurse`` in caseload ``north-1``: ``clinical:nurse@north-1``. The record
+    rules honour it in ``caseload_north-1`` only (roles belong to a CouchDB user, not to a
+    database, so the caseload is written into the role)."""
+    return f"{role}{SCOPE_SEPARATOR}{caseload_id}"
 
 
 def session_name(user: str, device: str) -> str:

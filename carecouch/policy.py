@@ -27,6 +27,7 @@ from .ids import (
     check_caseload_id,
     check_user_id,
     member_role,
+    scoped_role,
 )
 from .policy_file import PolicyError, Reader, format_duration, line_of
 from .records import Registry, load_registry
@@ -91,10 +92,34 @@ class Rule:
 
 @dataclass(frozen=True)
 class CaseloadGrant:
+    """One caseload as granted: its filter, and the roles and record types that hold in it
+    (the union of the rules that grant it, and only those)."""
+
     id: str
     db: str
     filter: Filter
     reasons: tuple[str, ...]
+    clinical_roles: tuple[str, ...] = ()
+    resolver: bool = False
+    record_types: tuple[str, ...] = ()
+    narrowed: bool = False  # the types are fewer than the roles admit, in this caseload
+
+    def couch_roles(self) -> list[str]:
+        """The scoped CouchDB roles of this caseload (common.js hasRoleHere)."""
+        roles = [member_role(self.id)]
+        roles += [scoped_role(CLINICAL_PREFIX + r, self.id) for r in self.clinical_roles]
+        if self.resolver:
+            roles.append(scoped_role(RESOLVER_ROLE, self.id))
+        if self.narrowed:
+            roles.append(scoped_role(WRITES_RESTRICTED_ROLE, self.id))
+            roles += [scoped_role(WRITES_PREFIX + t, self.id) for t in self.record_types]
+        return roles
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "db": self.db, "filter": self.filter.as_json(),
+                "reasons": list(self.reasons), "clinical_roles": list(self.clinical_roles),
+                "resolver": self.resolver, "record_types": list(self.record_types),
+                "record_types_narrowed": self.narrowed}
 
 
 @dataclass
@@ -122,22 +147,27 @@ class Grant:
         return bool(self.rules)
 
     def couch_roles(self, extra_caseloads: Iterable[str] = ()) -> list[str]:
-        """The CouchDB roles of a device session holding this grant."""
-        roles = [member_role(c) for c in sorted({*self.caseloads, *extra_caseloads})]
-        roles += [CLINICAL_PREFIX + r for r in self.clinical_roles]
-        if self.resolver:
-            roles.append(RESOLVER_ROLE)
-        if self.narrowed:
-            roles.append(WRITES_RESTRICTED_ROLE)
-            roles += [WRITES_PREFIX + t for t in self.record_types]
+        """The CouchDB roles of a device session holding this grant: per caseload, the
+        membership and the roles that hold there only. A caseload outside the policy
+        (break-glass) gets the user's roles and record types across all their rules."""
+        roles: list[str] = []
+        for caseload in self.caseloads.values():
+            roles += caseload.couch_roles()
+        for extra in sorted(set(extra_caseloads) - set(self.caseloads)):
+            roles += self.as_caseload(extra).couch_roles()
         return roles
+
+    def as_caseload(self, caseload_id: str) -> CaseloadGrant:
+        """This grant's roles and types across all its rules, in ``caseload_id``."""
+        return CaseloadGrant(caseload_id, caseload_db(caseload_id), Filter(), (),
+                             self.clinical_roles, self.resolver, self.record_types,
+                             self.narrowed)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "user": self.user, "groups": list(self.groups), "rules": list(self.rules),
             "clinical_roles": list(self.clinical_roles), "resolver": self.resolver,
-            "caseloads": [{"id": c.id, "db": c.db, "filter": c.filter.as_json(),
-                           "reasons": list(c.reasons)} for c in self.caseloads.values()],
+            "caseloads": [c.as_json() for c in self.caseloads.values()],
             "record_types": list(self.record_types), "record_types_narrowed": self.narrowed,
             "credential_lifetime_seconds": self.credential_lifetime,
             "offline_grace_seconds": self.offline_grace,
@@ -186,27 +216,17 @@ class Policy:
             if rule.offline_grace is not None:
                 grant.offline_grace = min(grant.offline_grace, rule.offline_grace)
             self._grant_caseloads(grant, rule, caseloads)
-        grant.clinical_roles = tuple(sorted(roles))
-        admitted = set(self.registry.writable_with(self._couch_roles(roles, grant.resolver)))
-        grant.record_types = tuple(sorted(types & admitted))
-        grant.narrowed = set(grant.record_types) != admitted
+        grant.clinical_roles, grant.record_types, grant.narrowed = self._scope(
+            roles, grant.resolver, types)
         grant.break_glass_lifetime = min(grant.break_glass_lifetime, grant.credential_lifetime)
-        self._note_shared_roles(grant, matched)
         return grant
 
-    def _note_shared_roles(self, grant: Grant, matched: list[Rule]) -> None:
-        """Say so when rules that grant different roles or record types combine: a CouchDB
-        user's roles hold in every database it opens, so each rule's roles reach the other
-        rules' caseloads too. IT should see that before a user in two groups does."""
-        shapes = {(rule.clinical_roles, rule.resolver, frozenset(self._rule_types(rule)))
-                  for rule in matched if rule.clinical_roles or rule.resolver}
-        if len(shapes) > 1 and len(grant.caseloads) > 1:
-            names = ", ".join(repr(rule.name) for rule in matched)
-            grant.notes.append(
-                f"rules {names} grant different roles or record types; CouchDB roles belong "
-                f"to the user, so all of them ({', '.join(grant.clinical_roles) or '-'}; "
-                f"types {', '.join(grant.record_types) or '-'}) apply in every caseload "
-                "granted")
+    def _scope(self, roles: Iterable[str], resolver: bool, types: Iterable[str]
+               ) -> tuple[tuple[str, ...], tuple[str, ...], bool]:
+        """(roles, the types they may write of ``types``, whether that narrows them)."""
+        admitted = set(self.registry.writable_with(self._couch_roles(roles, resolver)))
+        writable = tuple(sorted(set(types) & admitted))
+        return tuple(sorted(set(roles))), writable, set(writable) != admitted
 
     @staticmethod
     def _couch_roles(clinical: Iterable[str], resolver: bool) -> list[str]:
@@ -235,12 +255,18 @@ class Policy:
                 continue
             have = grant.caseloads.get(caseload_id)
             if have is None:
-                grant.caseloads[caseload_id] = CaseloadGrant(
-                    caseload_id, caseload_db(caseload_id), rule_filter, (reason,))
+                have = CaseloadGrant(caseload_id, caseload_db(caseload_id), rule_filter, ())
+                types: set[str] = set()
             else:
-                grant.caseloads[caseload_id] = replace(
-                    have, filter=have.filter.union(rule_filter),
-                    reasons=(*have.reasons, reason))
+                have = replace(have, filter=have.filter.union(rule_filter))
+                types = set(have.record_types)
+            roles, writable, narrowed = self._scope(
+                {*have.clinical_roles, *rule.clinical_roles}, have.resolver or rule.resolver,
+                types | self._rule_types(rule))
+            grant.caseloads[caseload_id] = replace(
+                have, reasons=(*have.reasons, reason), clinical_roles=roles,
+                resolver=have.resolver or rule.resolver, record_types=writable,
+                narrowed=narrowed)
 
 
 def load_policy(path: Path, registry: Registry | None = None) -> Policy:

@@ -98,6 +98,13 @@ def new_record_id(registry: Registry, record_type: str, owner: str) -> str:
     return f"{record_type}:{owner}:{suffix}"
 
 
+def refusal_code(reason: str) -> str:
+    """The stable code of a record rule's refusal, ``"<code>: <message>"`` (common.js
+    refuse); ``""`` for a reason of another form (a server's own error)."""
+    head, sep, _ = reason.partition(": ")
+    return head if sep and " " not in head else ""
+
+
 _ABSENT = object()
 
 

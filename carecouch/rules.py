@@ -26,6 +26,7 @@ import quickjs
 
 from .ddocs import MAIN_DDOC_ID, assemble
 from .errors import CarecouchError
+from .records import refusal_code
 
 HOST_DIR = Path(__file__).resolve().parent / "js"
 HOST_FILES = ("query_server.js", "rules_host.js")
@@ -62,13 +63,6 @@ class Refusal:
     def to_json(self) -> dict[str, Any]:
         return {"error": self.error, "reason": self.reason, "code": self.code,
                 "problems": [p.to_json() for p in self.problems]}
-
-
-def refusal_code(reason: str) -> str:
-    """The stable code of a rule's refusal, ``"<code>: <message>"`` (common.js refuse); ``""``
-    for a reason of another form (a server's own error)."""
-    head, sep, _ = reason.partition(": ")
-    return head if sep and " " not in head else ""
 
 
 class Rules:

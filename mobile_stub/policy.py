@@ -20,8 +20,9 @@ from carecouch.records import Registry
 from .errors import PolicyRefused, TokenRefused
 
 if TYPE_CHECKING:
+    from carecouch.snapshot import Snapshot, SnapshotDatabase
+
     from .leases import LeaseBook
-    from .snapshot import Snapshot
 
 
 class DevicePolicy(Protocol):
@@ -75,18 +76,21 @@ class SnapshotPolicy:
             raise PolicyRefused(
                 f"the offline window ended at {format_utc(snapshot.offline_until)}: connect "
                 "and run `carecouch-device login` (or sync) before recording new work")
-        self._granted(snapshot, database)
+        granted = self._granted(snapshot, database)
         record_type = str(doc.get("type") or str(doc.get("_id", "")).partition(":")[0])
-        if record_type not in snapshot.record_types:
+        if record_type not in granted.record_types:
             raise PolicyRefused(
-                f"your access policy does not let you write {record_type!r} records (you may "
-                f"write: {', '.join(sorted(snapshot.record_types)) or 'none'})")
+                f"your access policy does not let you write {record_type!r} records in "
+                f"caseload {granted.caseload} (you may write there: "
+                f"{', '.join(sorted(granted.record_types)) or 'none'})")
         spec = self.registry.types.get(record_type)
         if spec is not None and spec.record_class == "exclusive":
             self._leases.check_edit(database, doc, spec, user=snapshot.user, now=now)
 
     @staticmethod
-    def _granted(snapshot: Snapshot, database: str) -> None:
-        if database not in snapshot.databases:
+    def _granted(snapshot: Snapshot, database: str) -> SnapshotDatabase:
+        granted = snapshot.database(database)
+        if granted is None:
             raise PolicyRefused(f"the access policy does not grant {database} to this "
                                 "session (log in again if that has changed)")
+        return granted

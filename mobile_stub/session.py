@@ -34,7 +34,7 @@ from .errors import DeviceError, DeviceRevoked, NotLoggedIn, SecretDamaged, Toke
 from .leases import LeaseBook
 from .policy import SnapshotPolicy
 from .replication import ReplicationFilter, ReplicatorOptions
-from .snapshot import Snapshot
+from .snapshot import Snapshot, verify_snapshot
 from .store.device import DeviceStore
 
 SESSION = "session"   # sealed: the bridge's credentials answer, as below
@@ -146,7 +146,7 @@ class BridgeSession:
     def _check(self, state: dict[str, Any]) -> Snapshot:
         """The answer's snapshot, verified, and the answer agreeing with it and well formed
         (what is kept here is used later without looking again)."""
-        snapshot = Snapshot.verify(str(state["snapshot"]), self.enrolment.keys,
+        snapshot = verify_snapshot(str(state["snapshot"]), self.enrolment.keys,
                                    self.enrolment.device_id)
         databases = state["databases"] if isinstance(state["databases"], list) else [None]
         try:
@@ -156,7 +156,7 @@ class BridgeSession:
                                f"cannot use ({exc})") from exc
         if (state["username"] != snapshot.username or not isinstance(state["password"], str)
                 or not isinstance(state["couchdb_url"], str)
-                or not {name for name, _ in filters} <= set(snapshot.databases)):
+                or not {name for name, _ in filters} <= {d.name for d in snapshot.databases}):
             raise TokenRefused("the bridge's answer does not agree with its signed snapshot")
         return snapshot
 
@@ -204,17 +204,17 @@ class BridgeSession:
 
     def snapshot(self) -> Snapshot:
         """The stored snapshot, verified now (never trusted from an earlier check)."""
-        return Snapshot.verify(str(self._required()["snapshot"]), self.enrolment.keys,
+        return verify_snapshot(str(self._required()["snapshot"]), self.enrolment.keys,
                                self.enrolment.device_id)
 
     def server_now(self) -> datetime:
         return server_now(self._offset, self._now)
 
     def caseload_of(self, database: str) -> str:
-        caseload = self.snapshot().databases.get(database)
-        if caseload is None:
+        granted = self.snapshot().database(database)
+        if granted is None:
             raise TokenRefused(f"the access policy does not grant {database} to this session")
-        return caseload
+        return granted.caseload
 
     def describe(self) -> dict[str, Any]:
         """For ``status``: who, until when, and the offline-window deadline."""

@@ -20,11 +20,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from carecouch.signing import BadSignature, b64url, key_id, public_key_from_b64, raw_public
 from carecouch.signing import verify_token as verify_with
+from carecouch.snapshot import LEASE_TYPE, SNAPSHOT_TYPE
 
 from .errors import TokenRefused
 
-SNAPSHOT_TYPE = "carecouch-snapshot+jws"
-LEASE_TYPE = "carecouch-lease+jws"
+__all__ = ["LEASE_TYPE", "SNAPSHOT_TYPE", "PinnedKeys"]
+
 _OTHER_KEY = "signed with another key"
 
 

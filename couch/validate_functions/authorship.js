@@ -15,6 +15,10 @@
 // session carries the marker role `carecouch:writes-restricted` and one
 // `carecouch:writes:<type>` per type granted; any other type is refused, so the narrowing holds
 // on the server and not only on the device.
+//
+// Every role is read for this caseload (common.hasRoleHere): a nurse who is a prescriber on
+// another team's caseload is a nurse here, and a narrowing granted for one caseload narrows
+// that caseload only.
 
 var common = require('lib/validate/common');
 var refuse = common.refuse;
@@ -39,14 +43,14 @@ exports.check = function (ctx) {
   var writers = ctx.recordType.writers;
   var admitted = false;
   for (var i = 0; i < writers.length && !admitted; i++) {
-    admitted = common.hasRole(ctx.userCtx, writers[i]);
+    admitted = common.hasRoleHere(ctx.userCtx, writers[i]);
   }
   if (!admitted) {
     refuse('auth.role_required', 'writing ' + common.a(doc.type) + ' needs one of the roles ' +
            writers.join(', '));
   }
-  if (common.hasRole(ctx.userCtx, RESTRICTED) &&
-      !common.hasRole(ctx.userCtx, WRITES_PREFIX + doc.type)) {
+  if (common.hasRoleHere(ctx.userCtx, RESTRICTED) &&
+      !common.hasRoleHere(ctx.userCtx, WRITES_PREFIX + doc.type)) {
     refuse('auth.type_not_granted', 'your access policy does not let this device session ' +
            'write ' + common.a(doc.type) + ' (ask IT to grant the record type)');
   }

@@ -40,6 +40,26 @@ function hasRole(userCtx, role) {
   return !!userCtx && userCtx.roles && userCtx.roles.indexOf(role) !== -1;
 }
 
+// A role granted for one caseload holds in that caseload only. CouchDB roles belong to the
+// user, not to a database, so the bridge writes the caseload into the role
+// ("clinical:nurse@north-1", carecouch/ids.py scoped_role) and the rules read the database
+// they run in from userCtx.db (couch_util:json_user_ctx/1: the database's name, on a cluster
+// too). A role without "@" holds everywhere: human accounts made by IT, and device
+// credentials issued before roles were scoped, until they expire.
+var SCOPE_SEPARATOR = '@';
+var CASELOAD_DB_PREFIX = 'caseload_';
+
+function caseloadOf(userCtx) {
+  var db = userCtx && typeof userCtx.db === 'string' ? userCtx.db : '';
+  return db.indexOf(CASELOAD_DB_PREFIX) === 0 ? db.substring(CASELOAD_DB_PREFIX.length) : null;
+}
+
+function hasRoleHere(userCtx, role) {
+  var caseload = caseloadOf(userCtx);
+  return hasRole(userCtx, role) ||
+    (caseload !== null && hasRole(userCtx, role + SCOPE_SEPARATOR + caseload));
+}
+
 // A device session's CouchDB user is named "<user>~<device>" by the bridge, so that one
 // clinician on two devices holds two revocable credentials; the clinician is the part before
 // the last "~". Any other name is a person without a device binding.
@@ -142,7 +162,7 @@ function context(newDoc, oldDoc, userCtx, secObj) {
     writer: writerOf(userCtx),
     isAdmin: isAdmin,
     isBridge: hasRole(userCtx, roles.bridge),
-    isResolver: hasRole(userCtx, roles.resolver),
+    isResolver: hasRoleHere(userCtx, roles.resolver),
     // No stored ancestor although the revision is not a first one: the server no longer has
     // (or never had) the revision this edit was made on: compaction, or a made-up history.
     unanchored: !oldDoc && !!revisions && revisions.start > 1,
@@ -161,6 +181,7 @@ exports.problem = problem;
 exports.endProblems = endProblems;
 exports.a = a;
 exports.hasRole = hasRole;
+exports.hasRoleHere = hasRoleHere;
 exports.writerOf = writerOf;
 exports.parseRecordId = parseRecordId;
 exports.parseTime = parseTime;

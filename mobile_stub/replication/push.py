@@ -31,7 +31,7 @@ from typing import Any
 
 from carecouch.couch import Database, Doc
 from carecouch.errors import CouchForbidden
-from carecouch.rules import refusal_code
+from carecouch.records import refusal_code
 
 from ..store.documents import LocalDatabase
 from ..store.rejections import Rejections

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from carecouch.clock import utc_now
-from carecouch.rules import refusal_code
+from carecouch.records import refusal_code
 
 from ..errors import RejectionNotFound
 from .documents import Doc, LocalDatabase

@@ -63,6 +63,10 @@ rules:
     groups: [prescribers-{run}]
     clinical_roles: [prescriber]
     caseloads: [{a}]
+  - name: bank healthcare assistant
+    users: [dual-{run}]
+    clinical_roles: [hca]
+    caseloads: [{c}]
   - name: reviewers
     users: [reviewer-{run}]
     clinical_roles: [supervisor]

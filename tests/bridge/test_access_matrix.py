@@ -3,8 +3,9 @@ caseload succeeds exactly where the policy allows, over real HTTP with real Couc
 
 The policy (tests/bridge/conftest.py): ward nurses get caseloads a and b (by team), the school
 HCA gets c with writes narrowed to observations, prescribers get a, the reviewer (supervisor,
-resolver) gets c; nobody gets d. The expected statuses are CouchDB 3.5's
-(tests/conformance/test_security.py).
+resolver) gets c; "dual" is a ward nurse who also works bank shifts as a healthcare assistant
+on c: a nurse in a and b, an HCA in c (roles hold per caseload); nobody gets d. The expected
+statuses are CouchDB 3.5's (tests/conformance/test_security.py).
 """
 
 from __future__ import annotations
@@ -18,24 +19,36 @@ import pytest
 from carecouch.couch import CouchClient, Doc, doc_path
 from tests.bridge.conftest import BridgeServer, World
 from tests.conformance.support import NOT_ALLOWED, call, replicated, rev_hash
-from tests.helpers.records import administration, envelope, now, observation
+from tests.helpers.records import administration, care_plan, envelope, now, observation
 
 PEOPLE = {  # person -> (user role, groups, caseloads the policy grants)
     "nurse": ("nurse", ["nurses"], {"a", "b"}),
     "hca": ("hca", [], {"c"}),
     "prescriber": ("prescriber", ["prescribers"], {"a"}),
     "reviewer": ("reviewer", [], {"c"}),
+    "dual": ("dual", ["nurses"], {"a", "b", "c"}),
 }
 # What each may write where they are members: None = allowed, else the refusing rule.
+ROLE = "auth.role_required"
 WRITES = {
     "nurse": {"observation": None, "administration": None, "progress_note": None,
-              "task": None},
-    "hca": {"observation": None, "administration": "auth.role_required",
-            "progress_note": "auth.type_not_granted", "task": "auth.type_not_granted"},
+              "task": None, "consent": None, "care_plan": None},
+    "hca": {"observation": None, "administration": ROLE,
+            "progress_note": "auth.type_not_granted", "task": "auth.type_not_granted",
+            "consent": ROLE, "care_plan": ROLE},
     "prescriber": {"observation": None, "administration": None, "progress_note": None,
-                   "task": None},
-    "reviewer": {"observation": "auth.role_required", "administration": "auth.role_required",
-                 "progress_note": None, "task": None},
+                   "task": None, "consent": None, "care_plan": None},
+    "reviewer": {"observation": ROLE, "administration": ROLE, "progress_note": None,
+                 "task": None, "consent": ROLE, "care_plan": None},
+    "dual": {"observation": None, "administration": None, "progress_note": None,
+             "task": None, "consent": None, "care_plan": None},
+}
+# Where a person's roles differ by caseload: (person, caseload) -> what they may write there.
+# Before roles were scoped, the nurse role reached c as well and these administrations were
+# stored.
+WRITES_IN = {
+    ("dual", "c"): {"observation": None, "administration": ROLE, "progress_note": None,
+                    "task": None, "consent": ROLE, "care_plan": ROLE},
 }
 NOT_DB_ADMIN = {"error": "forbidden", "reason": "You are not a db or server admin."}
 SEED = "observation:00000000-0000-4000-8000-000000000001"
@@ -126,11 +139,16 @@ def _record(record_type: str, user: str, device: str) -> Doc:
         return administration(user, device)
     if record_type == "progress_note":
         return envelope("progress_note", user, device, text="Visited; wound dressed.")
+    if record_type == "consent":
+        return envelope("consent", user, device, decision="given", scope="wound care",
+                        capacity_assessed=True, given_by="patient")
+    if record_type == "care_plan":
+        return care_plan(user, device)
     return envelope("task", user, device, title="Order dressings",
                     changed={"title": {"by": user, "at": now()}})
 
 
-TYPES = ["observation", "administration", "progress_note", "task"]
+TYPES = ["observation", "administration", "progress_note", "task", "consent", "care_plan"]
 
 
 @pytest.mark.parametrize(("person", "letter"), CASES, ids=IDS)
@@ -152,7 +170,7 @@ def test_record_writes(sessions: dict[str, Session], seeded: World, person: str,
     if letter not in session.granted:
         assert (status, answer) == (403, NOT_ALLOWED)
         return
-    refusal = WRITES[person][record_type]
+    refusal = WRITES_IN.get((person, letter), WRITES[person])[record_type]
     if refusal is None:
         assert status == 201, answer
         assert seeded.admin.db(db).get(doc["_id"])["author"] == session.user

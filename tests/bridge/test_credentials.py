@@ -50,7 +50,9 @@ def test_issued_credentials_replicate_the_granted_caseloads(
     body = nurse.credentials()
     a, b = world.caseloads["a"], world.caseloads["b"]
     assert body["username"] == f"{nurse.user}~{nurse.device_id}"
-    assert sorted(body["roles"]) == sorted([f"caseload:{a}", f"caseload:{b}", "clinical:nurse"])
+    # Roles hold per caseload: the nurse role is granted in each caseload, by name.
+    assert sorted(body["roles"]) == sorted([f"caseload:{a}", f"caseload:{b}",
+                                            f"clinical:nurse@{a}", f"clinical:nurse@{b}"])
     assert [d["caseload"] for d in body["databases"]] == [a, b]
     assert body["databases"][0]["filter"]["name"] == "carecouch/device"
     assert set(body["databases"][0]["filter"]["query_params"]) == {"not_before"}

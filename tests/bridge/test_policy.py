@@ -81,7 +81,8 @@ def test_caseloads_by_team_only_active_ones() -> None:
     grant = parse(BASE).evaluate("alice", ["nurses"], CASELOADS)
     assert list(grant.caseloads) == ["north", "south"]
     assert grant.caseloads["north"].reasons == ("rule 'nurses' (line 3): team district",)
-    assert grant.couch_roles() == ["caseload:north", "caseload:south", "clinical:nurse"]
+    assert grant.couch_roles() == ["caseload:north", "clinical:nurse@north",
+                                   "caseload:south", "clinical:nurse@south"]
     assert not grant.narrowed
 
 
@@ -96,9 +97,9 @@ def test_narrowed_types_become_roles_the_server_enforces() -> None:
     text = BASE + "    record_types: [observation, care_plan]\n"
     grant = parse(text).evaluate("a", ["nurses"], CASELOADS)
     assert grant.narrowed and grant.record_types == ("care_plan", "observation")
-    assert grant.couch_roles()[-3:] == ["carecouch:writes-restricted",
-                                        "carecouch:writes:care_plan",
-                                        "carecouch:writes:observation"]
+    assert grant.couch_roles()[-3:] == ["carecouch:writes-restricted@south",
+                                        "carecouch:writes:care_plan@south",
+                                        "carecouch:writes:observation@south"]
 
 
 def test_two_rules_combine_least_restrictively_for_filters_and_strictly_for_time() -> None:
@@ -119,12 +120,30 @@ def test_two_rules_combine_least_restrictively_for_filters_and_strictly_for_time
     assert grant.caseloads["south"].filter.types == ("observation",)
     assert grant.credential_lifetime == 2 * 3600  # the shortest lifetime any rule sets
     assert grant.clinical_roles == ("hca", "nurse") and not grant.narrowed
-    # CouchDB roles are per user: the nurse role reaches the caseloads of the HCA rule too,
-    # and explain says so rather than letting IT find out from the audit trail.
-    assert any(n.startswith("rules 'nurses', 'night shift' grant different roles") and
-               "apply in every caseload granted" in n for n in grant.notes), grant.notes
-    alone = parse(BASE).evaluate("alice", ["nurses"], CASELOADS)
-    assert not any("grant different roles" in n for n in alone.notes)
+
+
+def test_roles_and_types_hold_in_the_caseloads_of_the_rule_that_grants_them() -> None:
+    # A nurse on the district team who is also a prescriber on the school caseload: a
+    # prescriber there, a nurse in the district, never the one in the other's caseloads.
+    text = BASE + """\
+  - name: school prescribing
+    users: [alice]
+    clinical_roles: [prescriber]
+    caseloads: [school]
+    record_types: [observation, order_signoff]
+"""
+    grant = parse(text).evaluate("alice", ["nurses"], CASELOADS)
+    north, school = grant.caseloads["north"], grant.caseloads["school"]
+    assert north.clinical_roles == ("nurse",) and school.clinical_roles == ("prescriber",)
+    assert "order_signoff" in school.record_types and "order_signoff" not in north.record_types
+    assert "cd_check" in north.record_types and "cd_check" not in school.record_types
+    assert school.narrowed and not north.narrowed
+    roles = grant.couch_roles()
+    assert "clinical:prescriber@school" in roles and "clinical:nurse@north" in roles
+    assert not [r for r in roles if r.startswith("clinical:") and "@" not in r]
+    assert "carecouch:writes-restricted@school" in roles
+    assert not any(r.startswith("carecouch:writes") and r.endswith("@north") for r in roles)
+    assert grant.notes == []  # nothing spreads any more, so nothing to warn about
 
 
 def test_nobody_matching_gets_nothing() -> None:
@@ -155,8 +174,9 @@ def test_policy_explain_cli(run_cli: Callable[..., Result], world: World,
     assert "matching rules       school healthcare assistants\n" in result.stdout
     assert "record types         observation (narrowed below what the roles admit)\n" in \
         result.stdout
-    assert f"caseload {world.caseloads['c']}: types observation, task; append-only records " \
-        "from the last 30d; pinned patient-007\n" in result.stdout
+    assert f"caseload {world.caseloads['c']}: as hca, may write observation (narrowed)\n" \
+        "  holds types observation, task; append-only records from the last 30d; pinned " \
+        "patient-007\n" in result.stdout
     assert "  because rule 'school healthcare assistants' (line 18) lists it\n" in \
         result.stdout
     data = json.loads(run_cli("policy", "explain", world.user("nurse"), "--group",

@@ -226,6 +226,12 @@ def test_validator_receives_user_ctx_and_sec_obj(make_db: Callable[..., Database
     assert seen["secObj"] == security
     assert seen["oldDoc"] is None
     assert seen["newDoc"]["_id"] == "d" and seen["newDoc"]["probe"] is True
+    # The same for a replicated write: the record rules read the caseload from userCtx.db
+    # (couch_util:json_user_ctx/1 gives the database's name, mem3:dbname/1 of the shard's).
+    status, body = call(user.client, "POST", f"{db.path}/_bulk_docs", body={
+        "new_edits": False, "docs": [replicated("r", 1, [rev_hash()], probe=True)]})
+    assert status == 201
+    assert reason_json(body[0])["userCtx"]["db"] == db.name
 
 
 def test_forbidden_from_put_is_403(db: Database) -> None:

@@ -301,3 +301,25 @@ def test_break_glass_from_the_device_is_flagged_until_reviewed(
     assert "REVIEW PENDING" not in text and "reviewed, justified" in text
     unknown = run_cli("audit", "review", "audit:nope", "--outcome", "justified", "--note", "x")
     assert unknown.exit_code == 1 and "no break-glass grant" in unknown.stderr
+
+
+def test_roles_hold_per_caseload_on_the_device_offline(
+        device_cli: Invoke, bridge: BridgeServer, world: World, admin: CouchClient) -> None:
+    # "dual" is a ward nurse (caseloads a, b) who works bank shifts as an HCA on c.
+    dual = Clinician(world.user("dual"), [world.group("nurses")], bridge)
+    login = enrol_and_login(device_cli, dual)
+    ward, school = caseload(admin, world, "a"), caseload(admin, world, "c")
+    caseloads = login["snapshot"]["caseloads"]
+    assert caseloads[ward.name]["clinical_roles"] == ["nurse"]
+    assert caseloads[school.name]["clinical_roles"] == ["hca"]
+    ok(device_cli("offline"))
+    given = ["--set", "medication=paracetamol", "--set", "dose=1", "--set", "unit=g",
+             "--set", "route=oral", "--set", f"administered_at={now()}"]
+    refused = one_line_error(device_cli("record", "new", "administration", "--subject",
+                                        "patient-7", "--db", school.name, *given))
+    assert "may write there" in refused and "administration" in refused
+    ok(device_cli("record", "new", "administration", "--subject", "patient-7",
+                  "--db", ward.name, *given))
+    ok(device_cli("online"))
+    (report,) = [r for r in ok(device_cli("sync", "--json")) if r["database"] == ward.name]
+    assert report["push"]["docs_written"] == 1 and report["rejected"] == 0
