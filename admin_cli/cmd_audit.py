@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import click
 
-from carecouch.clock import format_utc, parse_utc
 from carecouch.conflicts.finder import caseload_scope
 from carecouch.conflicts.trail import read_trail
 
 from .audit_break_glass import break_glass, review
+from .audit_verify import verify
 from .context import AppContext, pass_app
-from .errors import BadUsage
-from .output import echo_json, echo_table, json_option, note, progress, quiet_option
+from .output import (
+    echo_json,
+    echo_table,
+    json_option,
+    note,
+    progress,
+    quiet_option,
+    since_time,
+)
 
 
 @click.group()
@@ -19,22 +26,10 @@ def audit() -> None:
     """Read the audit trail: who did what, when and why."""
 
 
-def _since(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """An ISO 8601 UTC time (or a date: its midnight), in the form the trail's ids sort by."""
-    if value is None:
-        return None
-    text = f"{value}T00:00:00Z" if len(value) == 10 else value
-    try:
-        return format_utc(parse_utc(text))
-    except ValueError:
-        raise BadUsage(f"--since takes an ISO 8601 UTC time such as 2026-01-31T09:30:00Z "
-                       f"or a date such as 2026-01-31, not {value!r}") from None
-
-
 @audit.command()
 @click.option("--caseload", "caseloads", multiple=True, metavar="ID",
               help="Only this caseload (repeatable; default: every active caseload).")
-@click.option("--since", metavar="TIME", callback=_since,
+@click.option("--since", metavar="TIME", callback=since_time,
               help="Only resolutions at or after this ISO 8601 UTC time (or date).")
 @json_option
 @quiet_option
@@ -70,3 +65,4 @@ def resolutions(app: AppContext, caseloads: tuple[str, ...], since: str | None,
 
 audit.add_command(break_glass)
 audit.add_command(review)
+audit.add_command(verify)

@@ -23,9 +23,11 @@ from carecouch.conflicts.finder import caseload_scope, find_conflicts
 from carecouch.conflicts.identity import current_resolver
 from carecouch.conflicts.plan import Plan, plan_keep, plan_merge
 from carecouch.conflicts.undo import apply_undo, plan_undo
+from carecouch.errors import CouchForbidden, CouchUnauthorized
 from carecouch.ids import InvalidCaseloadId, caseload_db, check_caseload_id
 from carecouch.parallel import DEFAULT_WORKERS
 from carecouch.records import load_registry
+from carecouch.signer_keys import signer_keys
 
 from .conflicts_render import (
     print_found,
@@ -144,7 +146,11 @@ def show(app: AppContext, doc_id: str, caseload: str, as_json: bool) -> None:
     registry = load_registry()
     db = app.client.db(caseload_db(caseload))
     conflict = read_conflict(db, caseload, doc_id, registry)
-    inspection = inspect(db, conflict, registry)
+    try:
+        keys = signer_keys(app.client)
+    except (CouchUnauthorized, CouchForbidden):
+        keys = None  # a resolver's desk account cannot read the device registry
+    inspection = inspect(db, conflict, registry, keys)
     if as_json:
         echo_json(inspection.as_json())
         return

@@ -91,6 +91,14 @@ def print_inspection(inspection: Inspection) -> None:
         rows.append(["*" if row.differs else "", row.section, row.name, *anc, *cells])
     echo_table(headers, rows)
     click.echo("(* differs between branches)")
+    if inspection.provenance is None:
+        click.echo("provenance: not checked (the device registry is for server admins)")
+    else:
+        for branch, verdict in zip(c.branches, inspection.provenance, strict=True):
+            signer = "the bridge" if verdict.signer == "bridge" else f"device {verdict.signer}"
+            said = (f"verified: signed by {signer}" if verdict.verified
+                    else f"NOT VERIFIED ({verdict.provenance}: {verdict.reason})")
+            click.echo(f"provenance of {branch.rev[:14]}: {said}")
     d = inspection.decision
     click.echo(f"policy: {d.label}: {d.reason}")
 

@@ -13,6 +13,10 @@ from typing import Any, TypeVar
 
 import click
 
+from carecouch.clock import format_utc, parse_utc
+
+from .errors import BadUsage
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 json_option = click.option("--json", "as_json", is_flag=True,
@@ -77,3 +81,15 @@ def progress(length: int, label: str, *, quiet: bool) -> Iterator[Callable[[], N
     # sys.stderr read now, not at import: click's test runner swaps it per invocation.
     with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
         yield lambda: bar.update(1)
+
+
+def since_time(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An ISO 8601 UTC time (or a date: its midnight), in the form the trail's ids sort by."""
+    if value is None:
+        return None
+    text = f"{value}T00:00:00Z" if len(value) == 10 else value
+    try:
+        return format_utc(parse_utc(text))
+    except ValueError:
+        raise BadUsage(f"--since takes an ISO 8601 UTC time such as 2026-01-31T09:30:00Z "
+                       f"or a date such as 2026-01-31, not {value!r}") from None

@@ -51,7 +51,7 @@ def _caseload(data: dict[str, Any], grant: Grant) -> str:
 
 def _leases_for(caseload_id: str) -> Leases:
     s = services()
-    return Leases(s.couch.db(caseload_db(caseload_id)), s.records)
+    return Leases(s.couch.db(caseload_db(caseload_id)), s.records, sign=s.sign_record)
 
 
 def _context() -> tuple[Identity, str, Grant, dict[str, Any]]:
@@ -158,7 +158,8 @@ def create_record() -> tuple[Response, int]:
         raise ApiError(400, "request.bad_field", f"fields may not set {reserved[0]!r} (the "
                        "bridge sets it)", {"field": f"fields.{reserved[0]}"})
     s = services()
-    doc: Doc = new_exclusive_record(spec, subject, fields, s.settings.bridge_user)
+    doc: Doc = s.sign_record(new_exclusive_record(spec, subject, fields,
+                                                  s.settings.bridge_user))
     try:
         doc["_rev"] = s.couch.db(caseload_db(caseload_id)).put(doc)["rev"]
     except CouchForbidden as exc:  # the record rules refused it: say which rule

@@ -17,17 +17,20 @@ from pathlib import Path
 
 from flask import Flask, current_app
 
+from carecouch import provenance
 from carecouch.audit import AuditLog
-from carecouch.couch import CouchClient
+from carecouch.couch import CouchClient, Doc
 from carecouch.credentials import CredentialStore
 from carecouch.devices import DeviceRegistry
 from carecouch.errors import ConfigError, CouchUnauthorized
 from carecouch.ids import BRIDGE_ROLE, USERS_DB, user_doc_id
 from carecouch.nonces import NonceStore
 from carecouch.policy import Policy, PolicyError, load_policy
+from carecouch.provenance import BRIDGE_SIGNER
 from carecouch.records import Registry as RecordRegistry
 from carecouch.records import load_registry
 from carecouch.registry import Registry
+from carecouch.signer_keys import publish_bridge_key
 from carecouch.signing import Signer
 
 from .idp import IdentityVerifier
@@ -119,6 +122,10 @@ class Services:
     def audit(self, actor: str) -> AuditLog:
         return AuditLog(self.admin, actor)
 
+    def sign_record(self, doc: Doc) -> Doc:
+        """An exclusive record the bridge writes, signed as the bridge (provenance.py)."""
+        return provenance.sign(doc, self.signer.private, BRIDGE_SIGNER)
+
     def close(self) -> None:
         if self.reaper is not None:
             self.reaper.stop()
@@ -173,6 +180,7 @@ def _prepare_couchdb(built: Services) -> None:
     """The registry and audit databases exist, and the bridge's own CouchDB user works."""
     built.caseloads.ensure()
     built.audit("bridge").ensure()
+    publish_bridge_key(built.admin, built.signer.public)  # audit verify checks its records
     settings = built.settings
     try:
         if BRIDGE_ROLE in (built.couch.session()["userCtx"].get("roles") or []):

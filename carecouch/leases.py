@@ -23,6 +23,7 @@ every record with ``conflicts=true`` and reads back every lease it writes:
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -65,9 +66,13 @@ def _live(lease: Any, now: datetime) -> bool:
 class Leases:
     """Lease operations on one caseload database, as the bridge's CouchDB user."""
 
-    def __init__(self, db: Database, registry: Registry) -> None:
+    def __init__(self, db: Database, registry: Registry,
+                 sign: Callable[[Doc], Doc] | None = None) -> None:
         self.db = db
         self.registry = registry
+        # Each revision the bridge writes is signed as the bridge (provenance.py): a lease
+        # change would otherwise leave the holder's signature over content it no longer has.
+        self._sign = sign or (lambda doc: doc)
 
     def record_type(self, doc: Doc) -> RecordType:
         spec = self.registry.types.get(str(doc.get("type")))
@@ -127,7 +132,7 @@ class Leases:
                      "expires_at": format_utc(moment + timedelta(seconds=lifetime)),
                      "grant": uuid.uuid4().hex}
             try:
-                self.db.put({**_body(doc), "lease": lease})
+                self.db.put(self._sign({**_body(doc), "lease": lease}))
             except (CouchConflict, CouchForbidden):
                 # Someone wrote first (or, refused, the record changed under us: on a cluster
                 # a copy that lacks the latest revision answers 409 where the others refuse):
@@ -163,7 +168,7 @@ class Leases:
                          "expires_at": format_utc(moment + timedelta(seconds=lifetime))}
                 body["lease"] = lease
             try:
-                self.db.put(body)
+                self.db.put(self._sign(body))
             except (CouchConflict, CouchForbidden):
                 continue  # as in claim: look again
             if lifetime is None:
@@ -216,7 +221,7 @@ class Leases:
             if "lease" not in leaf:
                 continue
             try:
-                self.db.put({k: v for k, v in leaf.items() if k != "lease"})
+                self.db.put(self._sign({k: v for k, v in leaf.items() if k != "lease"}))
                 stripped += 1
             except (CouchConflict, CouchForbidden):
                 pass  # that branch moved on: the next look sees it again

@@ -65,6 +65,7 @@ class Registry:
     resolver_role: str
     metadata_field: str
     raw: Mapping[str, Any]
+    signature_field: str = "signature"  # provenance (carecouch/provenance.py): not content
 
     def get(self, name: str) -> RecordType:
         try:
@@ -124,7 +125,8 @@ def stamp_changes(registry: Registry, doc: Mapping[str, Any], base: Mapping[str,
     meta = registry.metadata_field
     stamps = dict(base.get(meta) or {}) if base is not None else {}
     names = {name for source in (doc, base or {}) for name in source
-             if not name.startswith("_") and name != meta and name not in registry.envelope}
+             if not name.startswith("_") and name not in (meta, registry.signature_field)
+             and name not in registry.envelope}
     for name in sorted(names):
         old = base.get(name, _ABSENT) if base is not None else _ABSENT
         if not same_json(doc.get(name, _ABSENT), old):
@@ -180,7 +182,10 @@ def parse_registry(raw: Any) -> Registry:
     if not isinstance(metadata_field, str) or not metadata_field:
         raise RegistryError("mergeable_metadata_field must name the stamps field")
     exclusive_fields = _mapping(raw, "exclusive_fields")
-    reserved = set(envelope) | set(exclusive_fields) | {metadata_field}
+    signature_field = raw.get("signature_field", "signature")
+    if not isinstance(signature_field, str) or not signature_field:
+        raise RegistryError("signature_field must name the provenance field")
+    reserved = set(envelope) | set(exclusive_fields) | {metadata_field, signature_field}
     types = {name: _record_type(name, spec, reserved)
              for name, spec in _mapping(raw, "types").items()}
     if not types:
@@ -191,7 +196,7 @@ def parse_registry(raw: Any) -> Registry:
     return Registry(version=version, types=types, envelope=dict(envelope),
                     bridge_role=str(roles.get("bridge", "")),
                     resolver_role=str(roles.get("resolver", "")),
-                    metadata_field=metadata_field, raw=raw)
+                    metadata_field=metadata_field, raw=raw, signature_field=signature_field)
 
 
 def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:

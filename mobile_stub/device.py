@@ -37,7 +37,8 @@ class Device:
     def __init__(self, store: DeviceStore, credentials: CredentialsProvider, *,
                  policy: DevicePolicy | None = None, author: str | None = None,
                  options: ReplicatorOptions | None = None,
-                 now: Callable[[], str] = utc_now, registry: Registry | None = None) -> None:
+                 now: Callable[[], str] = utc_now, registry: Registry | None = None,
+                 signer: Callable[[Doc], Doc] | None = None) -> None:
         self.store = store
         self.credentials = credentials
         self.policy = policy or AllowAll()
@@ -47,6 +48,9 @@ class Device:
         self._now = now
         self._registry = registry
         self._rules: DeviceRules | None = None
+        # An enrolled device signs every revision it writes with its key (Enrolment.
+        # sign_record; carecouch/provenance.py); a development store has no key.
+        self._signer = signer
 
     # -- records ----------------------------------------------------------------------------
 
@@ -75,9 +79,8 @@ class Device:
         exclusive.terminal), and a second edit of one made while offline replaces the first
         rather than stacking on it (``put_replacing_unsent``: the server judges the edit
         against the revision it was made on)."""
-        stamped = self.stamp(database, dict(doc))
+        stamped = self.prepare(database, doc)
         local = self.store.database(database)
-        self._derive(local.name, stamped)
         spec = self.registry.types.get(str(stamped.get("type")))
         exclusive = spec is not None and spec.record_class == "exclusive"
         if exclusive:
@@ -145,6 +148,14 @@ class Device:
         if stamps is not None:
             doc[self.registry.metadata_field] = stamps
         return doc
+
+    def prepare(self, database: str, doc: Mapping[str, Any]) -> Doc:
+        """``doc`` as this device saves it: stamped, its derived fields filled in, signed."""
+        stamped = self.stamp(database, dict(doc))
+        self._derive(database, stamped)
+        if self._signer is not None and not stamped.get("_deleted"):
+            stamped = self._signer(stamped)  # last: it covers every field as saved
+        return stamped
 
     def _derive(self, database: str, doc: Doc) -> None:
         """Fill a field the registry derives (an observation's NEWS2) that the clinician left
@@ -226,7 +237,7 @@ class Device:
         rejection = Rejections(local).get(doc_id, rev)
         with self._remote(database) as remote:
             return recovery.retry_with_reread(remote, local, rejection,
-                                              lambda doc: self.stamp(database, doc))
+                                              lambda doc: self.prepare(database, doc))
 
     def discard_rejected(self, database: str, doc_id: str, rev: str | None = None) -> None:
         """Take a refused revision out (its content stays in the rejection log); offline

@@ -9,12 +9,14 @@ answer was lost is recognised (the bridge already holds this key) rather than re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from carecouch import provenance
 from carecouch.clock import utc_now
 from carecouch.signing import b64url, b64url_decode, raw_public
 
@@ -40,6 +42,10 @@ class Enrolment:
     @property
     def public_key(self) -> str:
         return b64url(raw_public(self.key.public_key()))
+
+    def sign_record(self, doc: Mapping[str, Any]) -> dict[str, Any]:
+        """The revision with this device's signature (carecouch/provenance.py)."""
+        return provenance.sign(doc, self.key, self.device_id)
 
     def client(self, store: DeviceStore, token: str | None, clock_offset_ms: int | None
                ) -> BridgeClient:

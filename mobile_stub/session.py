@@ -258,7 +258,8 @@ class BridgeSession:
         registry = load_registry()
         policy = SnapshotPolicy(self.snapshot, self.leases, now=self.server_now,
                                 registry=registry)
-        return Device(self.store, self, policy=policy, options=options, registry=registry)
+        return Device(self.store, self, policy=policy, options=options, registry=registry,
+                      signer=self.enrolment.sign_record)
 
 
 def _readable(store: DeviceStore, name: str) -> str | None:

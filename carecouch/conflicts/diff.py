@@ -15,6 +15,7 @@ from typing import Any
 
 from carecouch.couch import Database, Doc
 from carecouch.ddocs import canonical_json
+from carecouch.provenance import SignerKey, Verdict, verify
 from carecouch.records import Registry
 
 from . import attachments
@@ -53,6 +54,8 @@ class Inspection:
     ancestor_rev: str | None
     ancestor: Doc | None  # None: no common ancestor, or compaction removed its body
     rows: list[Row] = field(default_factory=list)
+    # Per branch, who provably wrote it (provenance.py); None: the keys could not be read.
+    provenance: list[Verdict] | None = None
 
     def as_json(self) -> dict[str, Any]:
         c = self.conflict
@@ -63,6 +66,10 @@ class Inspection:
                 "ancestor": {"rev": self.ancestor_rev, "body": self.ancestor,
                              "held": self.ancestor is not None} if self.ancestor_rev else None,
                 "diff": [r.as_json() for r in self.rows],
+                "provenance": None if self.provenance is None else [
+                    {"rev": b.rev, "provenance": v.provenance.value, "signer": v.signer,
+                     "verified": v.verified, "reason": v.reason}
+                    for b, v in zip(c.branches, self.provenance, strict=True)],
                 "decision": {"action": self.decision.label, "reason": self.decision.reason,
                              "needs_review": self.decision.needs_review,
                              "supervisory": self.decision.supervisory,
@@ -124,7 +131,10 @@ def _attachment(name: str) -> Any:
     return get
 
 
-def inspect(db: Database, conflict: Conflict, registry: Registry) -> Inspection:
+def inspect(db: Database, conflict: Conflict, registry: Registry,
+            keys: Mapping[str, SignerKey] | None = None) -> Inspection:
+    """The branches side by side; with ``keys`` (the registry's signer keys), whether an
+    enrolled device or the bridge provably wrote each one."""
     branches = conflict.branches
     ancestor_rev = common_ancestor(branches) if len(branches) > 1 else None
     ancestor = read_revision(db, conflict.doc_id, ancestor_rev) if ancestor_rev else None
@@ -134,7 +144,8 @@ def inspect(db: Database, conflict: Conflict, registry: Registry) -> Inspection:
     if record_class == "exclusive":
         rows += [_row("lease", n, branches, _nested("lease", n), ancestor) for n in LEASE]
     spec = registry.types.get(conflict.record_type or "")
-    skip = set(ENVELOPE) | {"type", "subject", "_id", "lease", registry.metadata_field}
+    skip = set(ENVELOPE) | {"type", "subject", "_id", "lease", registry.metadata_field,
+                            registry.signature_field}
     names = sorted({n for b in branches for n in b.content if n not in skip}
                    | set(spec.fields if spec else ()))
     rows += [_row("field", n, branches, _top(n), ancestor) for n in names]
@@ -144,4 +155,6 @@ def inspect(db: Database, conflict: Conflict, registry: Registry) -> Inspection:
     files = sorted({n for b in branches for n in attachments.entries(b.body)})
     rows += [_row("attachment", n, branches, _attachment(n), ancestor) for n in files]
     rows = [r for r in rows if any(r.present) or r.ancestor_present]
-    return Inspection(conflict, decide(conflict, registry), ancestor_rev, ancestor, rows)
+    provenance = None if keys is None else [verify(b.body, keys) for b in branches]
+    return Inspection(conflict, decide(conflict, registry), ancestor_rev, ancestor, rows,
+                      provenance)

@@ -7,6 +7,11 @@
 // A field the registry marks `"derive": "<module>"` must hold what lib/validate/<module>
 // computes from the record (an observation's NEWS2 from its vitals: news2.js).
 //
+// The signature (`signature_field`: {signer, key, alg, sig}) that proves which device wrote a
+// revision is checked here for form only; whether it is right is for `carecouch audit verify`
+// (carecouch/provenance.py), which holds the enrolled devices' keys: a wrong or missing one is
+// reported, never refused, since no rule can check Ed25519 here.
+//
 // The problems of one record are independent of each other, so each is reported through
 // common.problem: the server refuses at the first, a device collects them all and shows every
 // problem at once (carecouch/js/rules_host.js).
@@ -96,10 +101,20 @@ exports.check = function (ctx) {
     extra = {};
     extra[registry.mergeable_metadata_field] = 'object';
   }
+  var signature = registry.signature_field;
+  if (signature && doc[signature] !== undefined) {
+    var sig = doc[signature];
+    if (!common.isObject(sig) || typeof sig.signer !== 'string' || typeof sig.key !== 'string' ||
+        sig.alg !== 'Ed25519' || typeof sig.sig !== 'string') {
+      common.problem(ctx, 'schema.bad_signature', signature + ' must be {"signer", "key", ' +
+                     '"alg": "Ed25519", "sig"}');
+    }
+  }
   var valid = {};  // fields whose value passed: only those can be derived from
   for (name in doc) {
     if (!Object.prototype.hasOwnProperty.call(doc, name)) { continue; }
-    if (ALWAYS_ALLOWED.indexOf(name) !== -1 || registry.envelope[name]) { continue; }
+    if (ALWAYS_ALLOWED.indexOf(name) !== -1 || registry.envelope[name] ||
+        name === signature) { continue; }
     if (fields[name]) {
       if (doc[name] !== null) {
         valid[name] = checkValue(ctx, name, doc[name], fields[name], doc.type);

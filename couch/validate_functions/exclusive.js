@@ -56,7 +56,8 @@ function contentChanged(doc, old, registry) {
   for (name in doc) { names[name] = true; }
   for (name in old) { names[name] = true; }
   for (name in names) {
-    if (name.charAt(0) === '_' || name === 'lease' || registry.envelope[name]) { continue; }
+    if (name.charAt(0) === '_' || name === 'lease' || registry.envelope[name] ||
+        name === registry.signature_field) { continue; }
     if (!common.deepEqual(doc[name], old[name])) { return name; }
   }
   return null;

@@ -21,7 +21,7 @@ function recordFields(doc, registry) {
   for (var name in doc) {
     if (Object.prototype.hasOwnProperty.call(doc, name) &&
         ENVELOPE_SKIP.indexOf(name) === -1 && !registry.envelope[name] &&
-        name !== registry.mergeable_metadata_field) {
+        name !== registry.mergeable_metadata_field && name !== registry.signature_field) {
       names.push(name);
     }
   }
