@@ -14,14 +14,20 @@ from carecouch.verify import Accounted, Report, verify_caseload
 
 from .context import AppContext, pass_app
 from .errors import CommandFailed
-from .output import echo_json, echo_table, json_option, progress, quiet_option, since_time
+from .output import (
+    caseloads_option,
+    echo_json,
+    echo_table,
+    json_option,
+    progress,
+    quiet_option,
+    since_option,
+)
 
 
 @click.command()
-@click.option("--caseload", "caseloads", multiple=True, metavar="ID",
-              help="Only this caseload (repeatable; default: every active caseload).")
-@click.option("--since", metavar="TIME", callback=since_time,
-              help="Only revisions dated at or after this ISO 8601 UTC time (or date).")
+@caseloads_option
+@since_option("revisions dated")
 @json_option
 @quiet_option
 @pass_app

@@ -11,13 +11,14 @@ from .audit_break_glass import break_glass, review
 from .audit_verify import verify
 from .context import AppContext, pass_app
 from .output import (
+    caseloads_option,
     echo_json,
     echo_table,
     json_option,
     note,
     progress,
     quiet_option,
-    since_time,
+    since_option,
 )
 
 
@@ -27,10 +28,8 @@ def audit() -> None:
 
 
 @audit.command()
-@click.option("--caseload", "caseloads", multiple=True, metavar="ID",
-              help="Only this caseload (repeatable; default: every active caseload).")
-@click.option("--since", metavar="TIME", callback=since_time,
-              help="Only resolutions at or after this ISO 8601 UTC time (or date).")
+@caseloads_option
+@since_option("resolutions")
 @json_option
 @quiet_option
 @pass_app

@@ -93,3 +93,14 @@ def since_time(ctx: click.Context, param: click.Parameter, value: str | None) ->
     except ValueError:
         raise BadUsage(f"--since takes an ISO 8601 UTC time such as 2026-01-31T09:30:00Z "
                        f"or a date such as 2026-01-31, not {value!r}") from None
+
+
+caseloads_option = click.option(
+    "--caseload", "caseloads", multiple=True, metavar="ID",
+    help="Only this caseload (repeatable; default: every active caseload).")
+
+
+def since_option(what: str) -> Callable[[F], F]:
+    """``--since TIME``: only ``what`` at or after an ISO 8601 UTC time (or a date)."""
+    return click.option("--since", metavar="TIME", callback=since_time,
+                        help=f"Only {what} at or after this ISO 8601 UTC time (or date).")
