@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from support import DesignProvisioner
+
 from carecouch.couch import CouchClient, Database, Doc
 from carecouch.ids import caseload_db, member_role, registry_doc_id
 from carecouch.manifest import CaseloadSpec
@@ -83,11 +85,23 @@ def observation(nurse: Nurse, n: int) -> Doc:
             "consciousness": "A", "temperature": 37.2, "news2": 0}
 
 
+def provision(admin: CouchClient, ids: Sequence[str], workers: int = 8,
+              design: dict[str, Doc] | None = None) -> None:
+    """``carecouch caseload apply`` of the benchmark's caseloads: with the shipped design
+    documents, or with ``design`` (run again with the shipped ones, it upgrades them)."""
+    specs = [CaseloadSpec(cid, f"Conflict benchmark {cid}", None) for cid in ids]
+    provisioner = Provisioner(admin, workers=workers) if design is None else \
+        DesignProvisioner(admin, design, workers=workers)
+    provisioner.apply(specs)
+
+
 @contextmanager
-def bench_caseloads(url: str, admin: CouchClient, count: int,
-                    workers: int = 8) -> Iterator[tuple[list[str], Nurse, Nurse]]:
-    """``count`` fresh caseloads and two nurses who are members of all of them; all removed
-    afterwards (the audit trail keeps its entries: it is append-only)."""
+def bench_caseloads(url: str, admin: CouchClient, count: int, workers: int = 8,
+                    design: dict[str, Doc] | None = None
+                    ) -> Iterator[tuple[list[str], Nurse, Nurse]]:
+    """``count`` fresh caseloads (with the shipped design documents, or ``design``) and two
+    nurses who are members of all of them; all removed afterwards (the audit trail keeps its
+    entries: it is append-only)."""
     ids = [f"bench{uuid.uuid4().hex[:8]}" for _ in range(count)]
     users = admin.db("_users")
     nurses = []
@@ -98,8 +112,7 @@ def bench_caseloads(url: str, admin: CouchClient, count: int,
                    "roles": ["clinical:nurse", *map(member_role, ids)], "password": password})
         nurses.append(Nurse(name, device, CouchClient(url, account, password)))
     try:
-        Provisioner(admin, workers=workers).apply(
-            [CaseloadSpec(cid, f"Conflict benchmark {n}", None) for n, cid in enumerate(ids)])
+        provision(admin, ids, workers, design)
         yield ids, nurses[0], nurses[1]
     finally:
         for nurse in nurses:

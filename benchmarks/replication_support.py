@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,8 +25,10 @@ from carecouch import embedded  # noqa: E402
 from carecouch.couch import CouchClient, Database  # noqa: E402
 from mobile_stub.credentials import StaticCredentials  # noqa: E402
 from mobile_stub.crypto import KdfParams  # noqa: E402
-from mobile_stub.replication import Replicator  # noqa: E402
+from mobile_stub.replication import Replicator, SyncReport  # noqa: E402
+from mobile_stub.replication.remote import RemoteDatabase  # noqa: E402
 from mobile_stub.store import DeviceStore  # noqa: E402
+from mobile_stub.store.documents import LocalDatabase  # noqa: E402
 
 PEER = Path(__file__).resolve().parent / "replication_pouchdb.js"
 
@@ -82,21 +85,59 @@ def new_store(directory: Path, db: Database, server_url: str) -> DeviceStore:
     return store
 
 
-def replicator(store: DeviceStore, server: BenchServer) -> Replicator:
-    return Replicator(store, StaticCredentials(server.user, server.password))
+class CountingReplicator(Replicator):
+    """The device's replicator; after each sync, ``requests`` holds what that sync sent to
+    the server, by method (the PouchDB peer reports its own the same way)."""
+
+    requests: Counter[str]
+
+    def sync(self, database: str, *, pull: bool = True, push: bool = True) -> SyncReport:
+        self.requests = Counter()
+        self._remotes: list[RemoteDatabase] = []
+        report = super().sync(database, pull=pull, push=push)
+        for remote in self._remotes:
+            # A benchmark's look inside: the remote's clients count what they sent.
+            for client in remote._clients:
+                self.requests.update(client.request_counts)
+        return report
+
+    def remote_for(self, local: LocalDatabase) -> RemoteDatabase:
+        remote = super().remote_for(local)
+        self._remotes.append(remote)
+        return remote
 
 
-def pouchdb(server: BenchServer, db: Database, local: Path, mode: str,
-            **extra: Any) -> dict[str, Any]:
-    """Run the PouchDB peer; returns its JSON answer (``seconds`` as timed inside Node)."""
+def replicator(store: DeviceStore, server: BenchServer) -> CountingReplicator:
+    return CountingReplicator(store, StaticCredentials(server.user, server.password))
+
+
+def by_method(requests: dict[str, int]) -> str:
+    """``GET 3, POST 12`` from counts keyed by method or by ``METHOD endpoint``."""
+    methods: Counter[str] = Counter()
+    for key, count in requests.items():
+        methods[key.split(" ")[0]] += count
+    return ", ".join(f"{method} {count}" for method, count in sorted(methods.items())) or "none"
+
+
+def pouchdb(server: BenchServer, db: Database, local: Path, mode: str, *,
+            docs: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """Run the PouchDB peer; returns its JSON answer (``seconds`` as timed inside Node).
+
+    ``docs`` (mode ``edit``): the documents to write into the local database, handed over in
+    a file (a thousand records are more than one command-line argument may hold)."""
     node = shutil.which("node")
     if node is None:
         raise SystemExit("node is not on PATH")
     args = {"pouchdb": str(embedded.project_root() / "node_modules" / "pouchdb"),
             "local": str(local), "remote": f"{server.url}/{db.name}",
             "username": server.user, "password": server.password, "mode": mode, **extra}
-    done = subprocess.run([node, str(PEER), json.dumps(args)], capture_output=True, text=True,
-                          check=False)
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as docs_file:
+        if docs is not None:
+            json.dump(docs, docs_file)
+            docs_file.flush()
+            args["docs_file"] = docs_file.name
+        done = subprocess.run([node, str(PEER), json.dumps(args)], capture_output=True,
+                              text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(done.stderr.strip())
     result: dict[str, Any] = json.loads(done.stdout)
