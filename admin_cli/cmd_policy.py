@@ -5,6 +5,8 @@ Thin: the policy model and its checks are :mod:`carecouch.policy`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -12,9 +14,10 @@ import click
 from carecouch.policy import Grant, load_policy
 from carecouch.policy_file import format_duration
 from carecouch.registry import Registry
+from carecouch.working_set import Scope, grant_scope, over_limits
 
 from .context import AppContext, pass_app
-from .output import echo_json, json_option
+from .output import echo_json, human_size, json_option
 
 POLICY_VARIABLE = "CARECOUCH_BRIDGE_POLICY"
 
@@ -60,13 +63,16 @@ def explain(app: AppContext, user: str, groups: tuple[str, ...], policy_file: Pa
     """
     loaded = load_policy(policy_file)
     grant = loaded.evaluate(user, groups, Registry(app.client).caseloads())
+    scopes = grant_scope(app.client, grant, loaded.registry, datetime.now(UTC))
     if as_json:
-        echo_json({"policy_version": loaded.version, **grant.as_json()})
+        echo_json({"policy_version": loaded.version, **grant.as_json(),
+                   "scope": {c: v.to_json() for c, v in scopes.items()},
+                   "over_limits": over_limits(grant, scopes)})
         return
-    _print(grant, loaded.version)
+    _print(grant, loaded.version, scopes)
 
 
-def _print(grant: Grant, version: str) -> None:
+def _print(grant: Grant, version: str, scopes: Mapping[str, Scope]) -> None:
     def line(key: str, value: object) -> None:
         click.echo(f"{key:<20} {value}")
 
@@ -97,7 +103,19 @@ def _print(grant: Grant, version: str) -> None:
         click.echo(f"  holds types {', '.join(f.types) if f.types else 'all'}"
                    f"; append-only records {window}"
                    + (f"; pinned {', '.join(f.pinned_subjects)}" if f.pinned_subjects else ""))
+        held = scopes.get(caseload.id)
+        if held is not None:
+            click.echo(f"  a device would hold {held.documents} documents, "
+                       f"{human_size(held.bytes)}")
         for reason in caseload.reasons:
             click.echo(f"  because {reason}")
+    caps = [f"{grant.limits['max_documents']} documents"] if "max_documents" in grant.limits \
+        else []
+    if "max_bytes" in grant.limits:
+        caps.append(f"{grant.limits['max_bytes']} bytes")
+    if caps:
+        line("device cap", "at most " + " and ".join(caps) + " (all caseloads)")
+    for problem in over_limits(grant, scopes):
+        click.echo(f"TOO LARGE: a device would hold {problem}: the bridge refuses credentials")
     for text in grant.notes:
         click.echo(f"note: {text}")

@@ -20,10 +20,12 @@ from carecouch import revocation
 from carecouch.audit import AuditEvent
 from carecouch.clock import format_utc, parse_utc
 from carecouch.credentials import CredentialsError, Issued
+from carecouch.ddocs import DEVICE_FILTER
 from carecouch.devices import Device
 from carecouch.ids import InvalidName, caseload_db, check_user_id, session_name
 from carecouch.policy import Filter, Grant, Policy
 from carecouch.snapshot import SNAPSHOT_TYPE, Snapshot, SnapshotDatabase
+from carecouch.working_set import grant_scope, over_limits
 
 from . import inputs
 from .auth import policy_and_grant, refuse_if_revoked, require_grant, require_user
@@ -33,20 +35,6 @@ from .idp import Identity
 from .services import services
 
 blueprint = Blueprint("credentials", __name__)
-FILTER_NAME = "carecouch/device"
-
-
-def filter_params(flt: Filter, now: datetime) -> dict[str, str]:
-    """The query parameters of ``carecouch/device`` (couch/design_docs/.../filters/device.js)."""
-    params: dict[str, str] = {}
-    if flt.types is not None:
-        params["types"] = ",".join(flt.types)
-    if flt.time_window is not None:
-        since = now - timedelta(seconds=flt.time_window)
-        params["not_before"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if flt.pinned_subjects:
-        params["subjects"] = ",".join(flt.pinned_subjects)
-    return params
 
 
 def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
@@ -55,6 +43,7 @@ def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
     """Create or rotate the device's credential; the response body (also audited)."""
     s = services()
     now = datetime.now(UTC)
+    _refuse_if_too_large(grant, now)
     lifetime = lifetime or grant.credential_lifetime
     roles = grant.couch_roles((extra[0],) if extra else ())
     previous = s.devices.set_holder(device, identity.user)
@@ -99,6 +88,22 @@ def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
             "policy_version": policy.version}
 
 
+def _refuse_if_too_large(grant: Grant, now: datetime) -> None:
+    """422 when the policy caps what a device may hold and this grant's working set is more
+    (counted with the caseloads' views: a few reads, only when a cap is set)."""
+    if not grant.limits:
+        return
+    s = services()
+    scopes = grant_scope(s.admin, grant, s.records, now)
+    too_much = over_limits(grant, scopes)
+    if too_much:
+        raise ApiError(422, "policy.scope_too_large", "a device of this user would hold "
+                       f"{' and '.join(too_much)}; ask IT to narrow the policy (fewer "
+                       "caseloads or record types, a shorter time window)",
+                       {"caseloads": {c: v.to_json() for c, v in scopes.items()},
+                        "limits": dict(grant.limits)})
+
+
 def _snapshot_database(grant: Grant, database: dict[str, Any]) -> SnapshotDatabase:
     """A database of the snapshot: what holds in its caseload (a break-glass caseload gets
     the user's roles and types across their rules: Grant.as_caseload)."""
@@ -108,7 +113,9 @@ def _snapshot_database(grant: Grant, database: dict[str, Any]) -> SnapshotDataba
                             filter=database["filter"], clinical_roles=caseload.clinical_roles,
                             record_types=frozenset(caseload.record_types),
                             resolver=caseload.resolver,
-                            break_glass=bool(database.get("break_glass")))
+                            break_glass=bool(database.get("break_glass")),
+                            time_window_seconds=caseload.filter.time_window,
+                            attachment_retention_seconds=caseload.filter.attachment_retention)
 
 
 def _databases(grant: Grant, extra: tuple[str, Filter] | None,
@@ -124,7 +131,7 @@ def _databases(grant: Grant, extra: tuple[str, Filter] | None,
         entry: dict[str, Any] = {"caseload": caseload_id, "name": db, "url": f"{url}/{db}"}
         if emergency:
             entry["break_glass"] = True
-        entry["filter"] = {"name": FILTER_NAME, "query_params": filter_params(flt, now)}
+        entry["filter"] = {"name": DEVICE_FILTER, "query_params": flt.query_params(now)}
         databases.append(entry)
     return databases
 

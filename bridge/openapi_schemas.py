@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from carecouch.ddocs import DEVICE_FILTER
 from carecouch.ids import CASELOAD_ID_PATTERN, DEVICE_ID_PATTERN, MAX_ID_LENGTH, USER_ID_PATTERN
 
 # Request fields, shared with the handlers' own checks where they have a pattern.
@@ -39,7 +40,7 @@ def _object(required: dict[str, Any], optional: dict[str, Any] | None = None, *,
     return schema
 
 
-_FILTER = _object({"name": {"const": "carecouch/device"},
+_FILTER = _object({"name": {"const": DEVICE_FILTER},
                    "query_params": _object({}, {"types": _TEXT, "not_before": _TIME,
                                                 "subjects": _TEXT})})
 _LEASE = _object({"holder": _TEXT, "device": _TEXT, "granted_at": _TIME, "expires_at": _TIME,
@@ -57,7 +58,11 @@ SCHEMAS: dict[str, Any] = {
     # The grant is an explanation for people (carecouch policy explain); open to additions.
     "Policy": _object({"policy_version": _TEXT, "grant": _object({
         "user": _TEXT, "rules": _TEXTS, "clinical_roles": _TEXTS, "record_types": _TEXTS,
-        "caseloads": {"type": "array"}, "roles": _TEXTS, "notes": _TEXTS}, closed=False)}),
+        "caseloads": {"type": "array"}, "roles": _TEXTS, "notes": _TEXTS}, closed=False),
+        # What a device of the caller would hold now, per caseload, and the policy's caps.
+        "scope": {"type": "object", "additionalProperties": _object(
+            {"documents": {"type": "integer"}, "bytes": {"type": "integer"}})},
+        "over_limits": _TEXTS}),
     "Device": _object({
         "id": _TEXT, "label": _MAYBE_TEXT, "status": {"enum": ["active", "revoked"]},
         "enrolled_by": _TEXT, "enrolled_at": _TIME, "holder": _MAYBE_TEXT,

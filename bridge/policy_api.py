@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, jsonify
 
 from carecouch.errors import CarecouchError
+from carecouch.working_set import grant_scope, over_limits
 
 from .auth import policy_and_grant, require_user
 from .services import services
@@ -20,7 +22,11 @@ def my_policy() -> Response:
     """What the policy gives the caller, and why (``carecouch policy explain`` for oneself)."""
     identity = require_user()
     policy, grant = policy_and_grant(identity)
-    return jsonify({"policy_version": policy.version, "grant": grant.as_json()})
+    s = services()
+    scopes = grant_scope(s.admin, grant, s.records, datetime.now(UTC))
+    return jsonify({"policy_version": policy.version, "grant": grant.as_json(),
+                    "scope": {c: v.to_json() for c, v in scopes.items()},
+                    "over_limits": over_limits(grant, scopes)})
 
 
 @blueprint.get("/v1/keys")

@@ -21,6 +21,9 @@ from .records import REGISTRY_FILE, RegistryError, parse_registry
 COUCH_DIR_VARIABLE = "CARECOUCH_COUCH_DIR"
 MAIN_DDOC = "carecouch"
 MAIN_DDOC_ID = f"_design/{MAIN_DDOC}"
+# The replication filter a device pulls its working set through (filters/device.js).
+DEVICE_FILTER_NAME = "device"
+DEVICE_FILTER = f"{MAIN_DDOC}/{DEVICE_FILTER_NAME}"
 # The record-type registry lives beside the rules that read it (design.md).
 RECORD_TYPES_FILE = REGISTRY_FILE
 BUILTIN_REDUCERS = frozenset({"_count", "_sum", "_stats"})

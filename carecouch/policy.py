@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,15 @@ from .records import Registry, load_registry
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 RULE_KEYS = ("name", "users", "groups", "clinical_roles", "caseloads", "teams", "record_types",
-             "resolver", "filter", "credential_lifetime", "offline_grace")
-FILTER_KEYS = ("types", "time_window", "pinned_subjects")
+             "resolver", "filter", "credential_lifetime", "offline_grace", "max_documents",
+             "max_bytes")
+FILTER_KEYS = ("types", "time_window", "pinned_subjects", "attachment_retention")
 TOP_KEYS = ("version", "defaults", "admins", "break_glass", "rules")
-DEFAULT_KEYS = ("credential_lifetime", "offline_grace", "lease_lifetime", "filter")
+DEFAULT_KEYS = ("credential_lifetime", "offline_grace", "lease_lifetime", "filter",
+                "max_documents", "max_bytes")
+# How much a device may hold of its working set (documents, bytes of JSON and attachments),
+# all caseloads together: the bridge refuses credentials beyond it (bridge/credentials.py).
+LIMIT_KEYS = ("max_documents", "max_bytes")
 __all__ = ["Filter", "Grant", "Policy", "PolicyError", "Rule", "load_policy", "parse_policy"]
 
 
@@ -49,6 +55,9 @@ class Filter:
     types: tuple[str, ...] | None = None
     time_window: int | None = None
     pinned_subjects: tuple[str, ...] = ()
+    # How long a device keeps an attachment's data (a wound photo) once the server holds it
+    # (seconds; None: as long as the record): the record stays, the photo goes.
+    attachment_retention: int | None = None
 
     def union(self, other: Filter) -> Filter:
         """The least restrictive of two: a filter only minimises, so granting a caseload twice
@@ -58,12 +67,28 @@ class Filter:
         window = (None if self.time_window is None or other.time_window is None
                   else max(self.time_window, other.time_window))
         pinned = tuple(sorted(set(self.pinned_subjects) | set(other.pinned_subjects)))
-        return Filter(types, window, pinned)
+        keep = (None if self.attachment_retention is None or other.attachment_retention is None
+                else max(self.attachment_retention, other.attachment_retention))
+        return Filter(types, window, pinned, keep)
+
+    def query_params(self, now: datetime) -> dict[str, str]:
+        """The query parameters of the ``carecouch/device`` replication filter
+        (couch/design_docs/carecouch/filters/device.js) at ``now``."""
+        params: dict[str, str] = {}
+        if self.types is not None:
+            params["types"] = ",".join(self.types)
+        if self.time_window is not None:
+            since = now - timedelta(seconds=self.time_window)
+            params["not_before"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.pinned_subjects:
+            params["subjects"] = ",".join(self.pinned_subjects)
+        return params
 
     def as_json(self) -> dict[str, Any]:
         return {"types": list(self.types) if self.types is not None else None,
                 "time_window_seconds": self.time_window,
-                "pinned_subjects": list(self.pinned_subjects)}
+                "pinned_subjects": list(self.pinned_subjects),
+                "attachment_retention_seconds": self.attachment_retention}
 
 
 @dataclass(frozen=True)
@@ -88,6 +113,7 @@ class Rule:
     filter: Filter | None
     credential_lifetime: int | None
     offline_grace: int | None
+    limits: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,6 +167,7 @@ class Grant:
     break_glass_lifetime: int = HOUR
     admin: bool = False
     notes: list[str] = field(default_factory=list)
+    limits: dict[str, int] = field(default_factory=dict)  # the lowest any source sets
 
     @property
     def any(self) -> bool:
@@ -174,7 +201,8 @@ class Grant:
             "lease_lifetime_seconds": self.lease_lifetime,
             "break_glass": self.break_glass,
             "break_glass_lifetime_seconds": self.break_glass_lifetime,
-            "admin": self.admin, "roles": self.couch_roles(), "notes": list(self.notes)}
+            "admin": self.admin, "roles": self.couch_roles(), "notes": list(self.notes),
+            "limits": dict(self.limits)}
 
 
 @dataclass(frozen=True)
@@ -190,6 +218,7 @@ class Policy:
     break_glass: Who
     break_glass_lifetime: int
     registry: Registry
+    limits: Mapping[str, int] = field(default_factory=dict)
 
     def evaluate(self, user: str, groups: Iterable[str],
                  caseloads: Mapping[str, Mapping[str, Any]]) -> Grant:
@@ -201,7 +230,7 @@ class Policy:
                       break_glass=self.break_glass.matches(user, groups),
                       break_glass_lifetime=min(self.break_glass_lifetime,
                                                self.credential_lifetime),
-                      admin=self.admins.matches(user, groups))
+                      admin=self.admins.matches(user, groups), limits=dict(self.limits))
         matched = [rule for rule in self.rules if rule.who.matches(user, groups)]
         grant.rules = tuple(rule.name for rule in matched)
         roles: set[str] = set()
@@ -215,6 +244,8 @@ class Policy:
                                                 rule.credential_lifetime)
             if rule.offline_grace is not None:
                 grant.offline_grace = min(grant.offline_grace, rule.offline_grace)
+            for key, value in rule.limits.items():
+                grant.limits[key] = min(grant.limits.get(key, value), value)
             self._grant_caseloads(grant, rule, caseloads)
         grant.clinical_roles, grant.record_types, grant.narrowed = self._scope(
             roles, grant.resolver, types)
@@ -319,7 +350,8 @@ def parse_policy(text: str, source: str, registry: Registry, *, version: str = "
                       text.encode()).hexdigest()[:16],
                   rules=tuple(rules), credential_lifetime=lifetime, offline_grace=offline,
                   lease_lifetime=lease, filter=base_filter, admins=admins, break_glass=glass,
-                  break_glass_lifetime=glass_lifetime, registry=registry)
+                  break_glass_lifetime=glass_lifetime, registry=registry,
+                  limits=parser.limits(defaults))
 
 
 class _Parser:
@@ -334,6 +366,10 @@ class _Parser:
         if key not in section:
             return default
         return self.reader.duration(section[key][1], key, low=1, high=high)
+
+    def limits(self, section: Mapping[str, tuple[yaml.Node, yaml.Node]]) -> dict[str, int]:
+        return {key: self.reader.amount(section[key][1], key)
+                for key in LIMIT_KEYS if key in section}
 
     def who(self, node: yaml.Node, what: str) -> Who:
         return self.who_of(self.reader.mapping(node, what, ("users", "groups")))
@@ -354,7 +390,10 @@ class _Parser:
         pinned = self.reader.texts(section["pinned_subjects"][1], "pinned_subjects",
                                    _subject) if "pinned_subjects" in section \
             else base.pinned_subjects
-        return Filter(types, window, tuple(sorted(pinned)))
+        keep = (self.reader.duration(section["attachment_retention"][1],
+                                     "attachment_retention", low=60, high=3650 * DAY)
+                if "attachment_retention" in section else base.attachment_retention)
+        return Filter(types, window, tuple(sorted(pinned)), keep)
 
     def types(self, node: yaml.Node) -> tuple[str, ...]:
         def known(name: str) -> str:
@@ -400,7 +439,8 @@ class _Parser:
             filter=self.filter(section["filter"][1], base_filter) if "filter" in section
             else None,
             credential_lifetime=self.lifetime(section, "credential_lifetime", 0) or None,
-            offline_grace=self.lifetime(section, "offline_grace", 0) or None)
+            offline_grace=self.lifetime(section, "offline_grace", 0) or None,
+            limits=self.limits(section))
 
 
 def _subject(value: str) -> str:

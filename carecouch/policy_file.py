@@ -128,6 +128,25 @@ class Reader:
         return seconds
 
 
+    def amount(self, node: yaml.Node, what: str, *, low: int = 1) -> int:
+        """A count or a size: ``20000``, ``500MB``, ``2GB`` (powers of 1000) or ``512MiB``,
+        ``1GiB`` (of 1024), at least ``low``."""
+        raw = self.text(node, what)
+        match = _AMOUNT.match(raw)
+        if not match:
+            raise self.fail(node, f"{what} must be a number, or a size such as 500MB or "
+                            f"512MiB, not {raw!r}")
+        value = int(match.group(1)) * _SIZES[match.group(2) or ""]
+        if value < low:
+            raise self.fail(node, f"{what} must be at least {low}")
+        return value
+
+
+_AMOUNT = re.compile(r"^\s*(\d{1,15})\s*(kB|KB|MB|GB|KiB|MiB|GiB)?\s*$")
+_SIZES = {"": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10,
+          "MiB": 2**20, "GiB": 2**30}
+
+
 def format_duration(seconds: int) -> str:
     """The largest whole unit: 28800 -> ``8h``, 90 -> ``90s``."""
     for unit in ("d", "h", "m"):

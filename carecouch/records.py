@@ -51,6 +51,9 @@ class RecordType:
     initial_status: str | None = None
     transitions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     terminal: tuple[str, ...] = ()
+    # Urgent for a field worker (pulled before the backlog): every record of the type (True),
+    # or those matching a Mango selector over its fields (an escalating observation), or no.
+    urgent: bool | Mapping[str, Any] = False
 
     def writable_with(self, roles: Iterable[str]) -> bool:
         return bool(set(self.writers) & set(roles))
@@ -222,9 +225,14 @@ def _record_type(name: str, spec: Any, reserved: set[str]) -> RecordType:
         if field_name in reserved or field_name.startswith("_"):
             raise RegistryError(f"{where}: field {field_name} is reserved")
         fields[field_name] = _field(f"{where} field {field_name}", field_name, field_spec)
+    urgent = spec.get("urgent", False)
+    if not isinstance(urgent, (bool, dict)) or (isinstance(urgent, dict) and (
+            not urgent or not set(urgent) <= set(fields))):
+        raise RegistryError(f"{where}: urgent must be true, false, or a selector over the "
+                            "type's own fields")
     record_type = RecordType(name=name, record_class=record_class,
                              title=str(spec.get("title", name)), writers=tuple(writers),
-                             fields=fields)
+                             fields=fields, urgent=urgent)
     if record_class != "exclusive":
         return record_type
     return _with_states(record_type, spec, where)
@@ -270,6 +278,7 @@ def _with_states(record_type: RecordType, spec: Mapping[str, Any], where: str) -
                             "reached")
     return RecordType(name=record_type.name, record_class=record_type.record_class,
                       title=record_type.title, writers=record_type.writers,
-                      fields=record_type.fields, initial_status=initial,
+                      fields=record_type.fields, urgent=record_type.urgent,
+                      initial_status=initial,
                       transitions={k: tuple(v) for k, v in transitions.items()},
                       terminal=tuple(terminal))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,6 +111,16 @@ class Rules:
         if "unauthorized" in answer:
             return Refusal(str(answer["unauthorized"]), error="unauthorized")
         raise RulesError(f"a rule of {self.ddoc_id} failed: {answer.get('error')}")
+
+    def passes(self, filter_name: str, docs: Sequence[Mapping[str, Any]],
+               query: Mapping[str, str]) -> list[bool]:
+        """Which of ``docs`` the design document's replication filter ``filter_name`` passes
+        with these query parameters: the device asks what it should hold, by the very
+        function the server's changes feed runs."""
+        result: list[bool] = self._call(
+            f"carecouchRules.filter({json.dumps(filter_name)}, {_js_string(list(docs))}, "
+            f"{_js_string(dict(query))})")
+        return result
 
     def call(self, module: str, function: str, argument: Any) -> Any:
         """``require(module)[function](argument)`` in the design document (e.g. the NEWS2

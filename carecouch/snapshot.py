@@ -32,12 +32,19 @@ class SnapshotDatabase:
     record_types: frozenset[str]        # what the clinician may write in this caseload
     resolver: bool = False
     break_glass: bool = False
+    # What the device keeps (mobile_stub/working_set.py): the filter's time window, so the
+    # device slides it offline too, and how long an attachment's data stays once the server
+    # holds it (None: no window; kept with the record).
+    time_window_seconds: int | None = None
+    attachment_retention_seconds: int | None = None
 
     def to_claims(self) -> dict[str, Any]:
         claims: dict[str, Any] = {
             "caseload": self.caseload, "name": self.name, "filter": dict(self.filter),
             "clinical_roles": list(self.clinical_roles),
-            "record_types": sorted(self.record_types), "resolver": self.resolver}
+            "record_types": sorted(self.record_types), "resolver": self.resolver,
+            "time_window_seconds": self.time_window_seconds,
+            "attachment_retention_seconds": self.attachment_retention_seconds}
         if self.break_glass:
             claims["break_glass"] = True
         return claims
@@ -52,7 +59,10 @@ class SnapshotDatabase:
                    clinical_roles=tuple(map(str, _list(scope, "clinical_roles"))),
                    record_types=frozenset(map(str, _list(scope, "record_types"))),
                    resolver=bool(claims.get("resolver")),
-                   break_glass=bool(claims.get("break_glass")))
+                   break_glass=bool(claims.get("break_glass")),
+                   time_window_seconds=_seconds(claims, "time_window_seconds"),
+                   attachment_retention_seconds=_seconds(claims,
+                                                         "attachment_retention_seconds"))
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,15 @@ def _text(claims: Mapping[str, Any], name: str) -> str:
     value = claims[name]
     if not isinstance(value, str) or not value:
         raise ValueError(f"{name} must be text")
+    return value
+
+
+def _seconds(claims: Mapping[str, Any], name: str) -> int | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a number of seconds")
     return value
 
 

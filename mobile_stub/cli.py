@@ -100,5 +100,6 @@ def main(ctx: click.Context, store_path: Path | None, as_json: bool) -> None:
 for command in (cmd_store.init, cmd_store.wipe, cmd_store.offline, cmd_store.online,
                 cmd_bridge.enrol, cmd_bridge.login, cmd_bridge.break_glass, cmd_lease.lease,
                 cmd_sync.sync, cmd_sync.retry, cmd_sync.discard, cmd_sync.correct,
-                cmd_records.status, cmd_records.show, cmd_records.put, cmd_record.record):
+                cmd_records.status, cmd_records.show, cmd_records.put, cmd_records.attachment,
+                cmd_record.record):
     main.add_command(command)

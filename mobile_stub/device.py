@@ -9,6 +9,9 @@ mergeable record the per-field ``changed`` stamps, computed from the revision ed
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
@@ -282,10 +285,51 @@ class Device:
         with self._remote(database) as remote:
             ReplicaIO(local).store(recovery.reread(remote, local, doc_id))
 
+    def attachment(self, database: str, doc_id: str, name: str) -> bytes:
+        """The data of attachment ``name`` of a record's current revision: from the store,
+        or, once the attachment retention took it off the device, from the server (online),
+        checked against the stub's digest and kept again, so its retention starts over."""
+        local = self.store.database(database)
+        doc = self._current(database, doc_id)
+        att = (doc.get("_attachments") or {}).get(name)
+        if not isinstance(att, dict):
+            raise DocumentNotFound(f"{doc_id} has no attachment {name!r}")
+        if "data" in att:
+            return attachment_bytes(att, doc_id, name)
+        if self.store.offline:
+            raise DeviceOffline(f"{name} of {doc_id} was taken off this device after its "
+                                "retention; go online (`carecouch-device online`) to fetch "
+                                "it from the server again")
+        with self._remote(database) as remote:
+            fetched = remote.call(f"fetch {name} of {doc_id}", lambda db: db.get(
+                doc_id, rev=doc["_rev"], attachments=True))
+        data = (fetched.get("_attachments") or {}).get(name)
+        if not isinstance(data, dict) or "data" not in data or \
+                data.get("digest") != att.get("digest"):
+            raise DocumentNotFound(f"the server's {doc_id} {doc['_rev']} has no attachment "
+                                   f"{name!r} matching this device's record")
+        content = attachment_bytes(data, doc_id, name)
+        local.keep_attachment(doc_id, doc["_rev"], name, data)
+        return content
+
     def _remote(self, database: str) -> _RemoteContext:
         if self.store.offline:
             raise DeviceOffline("the device is offline (run `carecouch-device online`)")
         return _RemoteContext(self.replicator.remote_for(self.store.database(database)))
+
+
+def attachment_bytes(att: Mapping[str, Any], doc_id: str, name: str) -> bytes:
+    """An inline attachment's data, checked against its ``md5-`` digest when it has one."""
+    try:
+        content = base64.b64decode(str(att["data"]), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRecord(f"{name} of {doc_id} is not valid base64 ({exc})") from exc
+    digest = att.get("digest")
+    if isinstance(digest, str) and digest.startswith("md5-"):
+        actual = "md5-" + base64.b64encode(hashlib.md5(content).digest()).decode()  # noqa: S324
+        if actual != digest:
+            raise BadRecord(f"{name} of {doc_id} does not match its digest")
+    return content
 
 
 class _RemoteContext:

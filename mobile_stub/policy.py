@@ -15,14 +15,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from carecouch.clock import format_utc
+from carecouch.ddocs import DEVICE_FILTER
 from carecouch.records import Registry
 
 from .errors import PolicyRefused, TokenRefused
+from .working_set import Holding, slid_window
 
 if TYPE_CHECKING:
     from carecouch.snapshot import Snapshot, SnapshotDatabase
 
     from .leases import LeaseBook
+    from .replication.filters import ReplicationFilter
 
 
 class DevicePolicy(Protocol):
@@ -34,6 +37,11 @@ class DevicePolicy(Protocol):
         """Raise :class:`~mobile_stub.errors.PolicyRefused` to refuse a local edit."""
         ...
 
+    def holding(self, database: str, bound: ReplicationFilter | None) -> Holding | None:
+        """What the device should hold of ``database`` now (None: the policy cannot say, so
+        nothing is removed); ``bound`` is the filter the store pulls it through."""
+        ...
+
 
 class AllowAll:
     """No policy: a store not enrolled with a bridge."""
@@ -43,6 +51,9 @@ class AllowAll:
 
     def check_edit(self, database: str, doc: Mapping[str, Any]) -> None:
         return None
+
+    def holding(self, database: str, bound: ReplicationFilter | None) -> Holding | None:
+        return Holding.bound(bound)
 
 
 class SnapshotPolicy:
@@ -86,6 +97,26 @@ class SnapshotPolicy:
         spec = self.registry.types.get(record_type)
         if spec is not None and spec.record_class == "exclusive":
             self._leases.check_edit(database, doc, spec, user=snapshot.user, now=now)
+
+    def holding(self, database: str, bound: ReplicationFilter | None) -> Holding | None:
+        """What the latest snapshot gives: its filter's parameters with the time window slid
+        to now (the device minimises offline too), and the attachment retention; nothing
+        of a database it no longer grants. An untrusted snapshot says nothing."""
+        try:
+            snapshot = self._snapshot()
+        except TokenRefused:
+            return None
+        granted = snapshot.database(database)
+        if granted is None:
+            return Holding(granted=False)
+        spec = granted.filter
+        query = None
+        if spec.get("name") == DEVICE_FILTER:
+            params = spec.get("query_params") or {}
+            query = slid_window({str(k): str(v) for k, v in params.items()},
+                                granted.time_window_seconds, self._now())
+        return Holding(query=query,
+                       attachment_retention=granted.attachment_retention_seconds)
 
     @staticmethod
     def _granted(snapshot: Snapshot, database: str) -> SnapshotDatabase:

@@ -52,8 +52,11 @@ def test_shipped_registry_covers_the_issue(shipped: dict[str, Any]) -> None:
     (lambda r: r["types"]["cd_check"]["transitions"].update({"witnessed": ["pending"]}),
      "terminal status witnessed cannot have transitions"),
     (lambda r: r.update({"version": "1"}), "version must be an integer"),
+    (lambda r: r["types"]["task"].update({"urgent": "yes"}), "urgent must be true, false"),
+    (lambda r: r["types"]["observation"].update({"urgent": {"score": {"$gte": 5}}}),
+     "a selector over the type's own fields"),
 ], ids=["class", "writers", "field type", "envelope clash", "stamps clash", "unreachable",
-        "initial", "terminal moves", "version"])
+        "initial", "terminal moves", "version", "urgent kind", "urgent field"])
 def test_inconsistent_registries_are_refused(shipped: dict[str, Any], change: Any,
                                              message: str) -> None:
     change(shipped)

@@ -41,6 +41,20 @@ var carecouchRules = (function () {
         carecouchCollectProblems = false;
       }
     },
+    // Whether the design document's filter `name` (filters.<name>) passes each document, as
+    // CouchDB's changes feed asks it: fun(doc, {query: <query parameters as strings>}).
+    filter: function (name, docsJson, queryJson) {
+      var source = loaded.ddoc.filters && loaded.ddoc.filters[name];
+      if (typeof source !== 'string') { throw new Error('no filter ' + name); }
+      if (!loaded.filters) { loaded.filters = {}; }
+      if (!loaded.filters[name]) { loaded.filters[name] = compile(source, loaded.ddoc); }
+      var fun = loaded.filters[name];
+      var req = {query: JSON.parse(queryJson)};
+      var docs = JSON.parse(docsJson);
+      var out = [];
+      for (var i = 0; i < docs.length; i++) { out.push(!!fun(docs[i], req)); }
+      return JSON.stringify(out);
+    },
     // exports[name](arg) of the design document's module `module`, e.g. lib/validate/news2.
     call: function (module, name, argJson) {
       var exports = compile('function () { return require(' + JSON.stringify(module) + '); }',

@@ -12,6 +12,7 @@ from carecouch.records import load_registry
 
 from ..replication import checkpoint_restarts, last_sync, recovery
 from ..store import Rejections
+from ..working_set import REASON_TEXT, removal_record
 from .context import DeviceContext, db_option, pass_device
 
 
@@ -25,9 +26,12 @@ def status(ctx: DeviceContext, as_json: bool) -> None:
     ctx.as_json = ctx.as_json or as_json
     store = ctx.store()
     registry = load_registry()
+    removed = removal_record(store)
     data: dict[str, Any] = {"device_id": store.device_id, "offline": store.offline,
                             "clock_offset_ms": store.clock_offset_ms, "databases": [],
-                            "bridge": ctx.session().describe() if ctx.enrolled() else None}
+                            "bridge": ctx.session().describe() if ctx.enrolled() else None,
+                            "released": {name: entry for name, entry in removed.items()
+                                         if entry.get("released")}}
     for name in store.database_names():
         local = store.database(name)
         data["databases"].append({
@@ -37,7 +41,8 @@ def status(ctx: DeviceContext, as_json: bool) -> None:
             "rejected": [{**r.to_json(), "ways_out": recovery.ways_out(r, registry)}
                          for r in Rejections(local).list()],
             "last_sync": last_sync(store, name),
-            "checkpoint_restarts": checkpoint_restarts(store, name)})
+            "checkpoint_restarts": checkpoint_restarts(store, name),
+            "removed": removed.get(name, {"total": {}})})
     ctx.emit(data, _status_text)
 
 
@@ -66,10 +71,27 @@ def _status_text(data: dict[str, Any]) -> str:
         lines += [f"  checkpoint: {e['direction']} at {e['at']} started from the beginning: "
                   f"{RESTART_REASONS.get(e['trust'], e['trust'])}"
                   for e in db["checkpoint_restarts"]]
+        lines += _removed_text(db["removed"])
         lines += [f"  conflict: {doc_id}" for doc_id in db["conflicts"]]
         lines += [f"  refused: {r['id']} {r['rev']}: {r['reason']} (way out: "
                   f"{' | '.join(r['ways_out'])})" for r in db["rejected"]]
+    for name, entry in data["released"].items():
+        lines.append(f"{name}: no longer granted; its records were removed from this device "
+                     f"at {entry['last']['at']} ({entry['last']['records']} records)")
     return "\n".join(lines)
+
+
+def _removed_text(removed: dict[str, Any]) -> list[str]:
+    """What minimisation took off the device (mobile_stub/working_set.py), and why."""
+    total = removed.get("total") or {}
+    parts = [f"{count} {REASON_TEXT[reason]}" for reason, count in sorted(total.items())
+             if count]
+    lines = [f"  removed from this device: {', '.join(parts)}"] if parts else []
+    last = removed.get("last") or {}
+    if last.get("held_back"):
+        lines.append(f"  kept although outside the working set: {last['held_back']} records "
+                     "with changes the server has not confirmed (removed once it has)")
+    return lines
 
 
 def _bridge_text(bridge: dict[str, Any]) -> list[str]:
@@ -156,3 +178,24 @@ def put(ctx: DeviceContext, source: Any, database: str | None) -> None:
     else:
         result = {"id": doc["_id"], "rev": device.edit(name, doc)}
     ctx.emit(result, lambda r: f"{r['id']} {r['rev']}")
+
+
+@click.command()
+@click.argument("doc_id")
+@click.argument("name")
+@click.option("--out", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+              help="Where to write the data ('-': standard output).")
+@db_option
+@pass_device
+def attachment(ctx: DeviceContext, doc_id: str, name: str, out: str,
+               database: str | None) -> None:
+    """Write an attachment of a record (a wound photo) to FILE. Once the policy's attachment
+    retention has taken its data off this device, it is fetched from the server again
+    (online) and kept for another retention period."""
+    content = ctx.device().attachment(ctx.database(database), doc_id, name)
+    with click.open_file(out, "wb") as sink:
+        sink.write(content)
+    if out != "-":
+        ctx.emit({"id": doc_id, "attachment": name, "bytes": len(content), "out": out},
+                 lambda d: f"wrote {d['bytes']} bytes of {d['attachment']} to {d['out']}")

@@ -12,6 +12,7 @@ from carecouch.errors import CarecouchError
 
 from ..errors import DeviceRevoked
 from ..replication import CheckpointTrust, SyncReport, SyncState
+from ..working_set import REASON_TEXT
 from .context import DeviceContext, db_option, field_values, pass_device
 
 
@@ -23,6 +24,10 @@ def _line(report: SyncReport) -> str:
     if restarted:
         line += (f"; the server's {' and '.join(restarted)} checkpoint was missing or not this "
                  "device's: started from the beginning (see status)")
+    removed = report.removed
+    if removed is not None and removed.counts:
+        line += "; removed from this device: " + ", ".join(
+            f"{count} {REASON_TEXT[reason]}" for reason, count in sorted(removed.counts.items()))
     return line + (f" ({report.message})" if report.message else "")
 
 

@@ -13,13 +13,17 @@ local conflict made offline is visible on the device as soon as the sync ends.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from carecouch.clock import utc_now
 from carecouch.couch import Timeouts
-from carecouch.ddocs import MAIN_DDOC_ID
+from carecouch.ddocs import DEVICE_FILTER, MAIN_DDOC_ID
 from carecouch.errors import CouchError
+from carecouch.records import Registry, load_registry
+from carecouch.working_set import urgent_selector
 
 from .. import rules
 from ..clock import ClockEstimator
@@ -28,8 +32,9 @@ from ..errors import DeviceOffline, PolicyRefused
 from ..policy import AllowAll, DevicePolicy
 from ..store.device import DeviceStore
 from ..store.documents import LocalDatabase
+from ..working_set import Holding, minimise
 from .checkpoints import Checkpointer, CheckpointTrust, LocalSide, RemoteSide
-from .filters import ReplicationFilter
+from .filters import DESIGN, ReplicationFilter
 from .ids import Direction, replication_id
 from .pull import Puller, PullOptions
 from .push import Pusher, PushOptions
@@ -59,6 +64,13 @@ class Replicator:
         self.policy = policy or AllowAll()
         self.options = options
         self.clock = ClockEstimator(store.clock_offset_ms)
+        self._registry: Registry | None = None
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = load_registry()
+        return self._registry
 
     def sync(self, database: str, *, pull: bool = True, push: bool = True) -> SyncReport:
         """Pull then push ``database`` once; never raises for a network or server outcome."""
@@ -72,17 +84,26 @@ class Replicator:
             remote = self.remote_for(local)
             learn_from(remote, self.store, database)
             if pull:
+                urgent = _UrgentPull(self, local, remote, report)
+                urgent.run()  # before the backlog: on reconnect, new orders arrive first
                 puller = Puller(remote, local, _filter(local),
-                                self._checkpointer(local, remote, "pull"), self.options.pull)
+                                self._checkpointer(local, remote, "pull", _filter(local)),
+                                self.options.pull)
                 report.pull = puller.stats
-                puller.on_progress = self._progress(report)
+                progress = self._progress(report)
+
+                def between_batches() -> None:
+                    urgent.run_if_due()  # ...and keep arriving while the backlog runs
+                    if progress is not None:
+                        progress()
+                puller.on_progress = between_batches
                 try:
                     puller.run()
                 finally:
                     report.pull = puller.stats
                     report.checkpoints["pull"] = puller.checkpointer.trust
             if push:
-                pusher = Pusher(remote, local, self._checkpointer(local, remote, "push"),
+                pusher = Pusher(remote, local, self._checkpointer(local, remote, "push", None),
                                 self.options.push)
                 report.push = pusher.stats
                 pusher.on_progress = self._progress(report)
@@ -107,12 +128,33 @@ class Replicator:
                 report.renewed_credentials = remote.renewed
                 report.reached = remote.contacted
                 remote.close()
-            report.ended_at = utc_now()
             self.store.save_clock_offset(self.clock.offset_ms())
-            self.store.set_meta(f"last_sync:{database}",
-                                json.dumps(report.to_json(reasons=False)))
-            _remember_restarts(self.store, report)
+            self._minimise(local, report)
+            report.ended_at = utc_now()
+            if report.removed is None or not report.removed.released:
+                self.store.set_meta(f"last_sync:{database}",
+                                    json.dumps(report.to_json(reasons=False)))
+                _remember_restarts(self.store, report)
         return report
+
+    def _minimise(self, local: LocalDatabase, report: SyncReport) -> None:
+        """After every sync, reached or not: remove what the working set no longer holds
+        (mobile_stub/working_set.py); a caseload no longer granted leaves the store."""
+        bound = _filter(local)
+        holding = self.policy.holding(local.name, bound)
+        if holding is None:
+            return
+        server_rules = rules.DeviceRules(self.store, self.registry).rules_for(local.name)
+        removed = minimise(local, holding, server_rules, datetime.now(UTC),
+                           Holding.bound(bound).query)
+        report.removed = removed
+        if removed.released:
+            report.state = SyncState.RELEASED
+            report.message = (f"the access policy no longer grants {local.name}: its "
+                              f"{removed.total} records were removed from this device")
+        elif not holding.granted and removed.held_back:
+            report.message += (f"; {removed.held_back} records with changes the server has "
+                               "not confirmed are kept on this device")
 
     def sync_all(self, names: list[str] | None = None) -> list[SyncReport]:
         """Sync each database (default: all); once a server has not answered at all, the
@@ -145,13 +187,47 @@ class Replicator:
                               network_allowed=self.store.network_allowed, clock=self.clock,
                               retry=self.options.retry, timeouts=self.options.timeouts)
 
-    def _checkpointer(self, local: LocalDatabase, remote: RemoteDatabase, direction: Direction
-                      ) -> Checkpointer:
+    def _checkpointer(self, local: LocalDatabase, remote: RemoteDatabase, direction: Direction,
+                      filter: ReplicationFilter | None) -> Checkpointer:
         rep_id = replication_id(device_id=self.store.device_id, local_db=local.name,
                                 server_url=local.server_url, remote_db=remote.name,
-                                direction=direction,
-                                filter=_filter(local) if direction == "pull" else None)
+                                direction=direction, filter=filter)
         return Checkpointer(device=LocalSide(local, rep_id), server=RemoteSide(remote, rep_id))
+
+
+class _UrgentPull:
+    """The urgent records of a caseload pulled on their own (docs/device.md, "Critical
+    updates first"): ``filter=_selector`` with the registry's urgent types within the device's
+    filter (carecouch/working_set.py), a replication with its own checkpoint. Only for a
+    database held through the ``carecouch/device`` filter (a caseload's working set)."""
+
+    EVERY = 1.0  # seconds between urgent pulls while a backlog is pulled
+
+    def __init__(self, replicator: Replicator, local: LocalDatabase, remote: RemoteDatabase,
+                 report: SyncReport) -> None:
+        self.replicator, self.local, self.remote, self.report = replicator, local, remote, report
+        bound = _filter(local)
+        selector = None
+        if bound is not None and bound.kind == DESIGN and bound.name == DEVICE_FILTER:
+            selector = urgent_selector(replicator.registry, bound.query_params)
+        self.filter = ReplicationFilter.mango(selector) if selector else None
+        self._last = 0.0
+
+    def run(self) -> None:
+        if self.filter is None:
+            return
+        puller = Puller(self.remote, self.local, self.filter, self.replicator._checkpointer(
+            self.local, self.remote, "pull", self.filter), self.replicator.options.pull)
+        try:
+            puller.run()
+        finally:
+            self._last = time.monotonic()
+            self.report.urgent = self.report.urgent + puller.stats
+            self.report.checkpoints["urgent"] = puller.checkpointer.trust
+
+    def run_if_due(self) -> None:
+        if self.filter is not None and time.monotonic() - self._last >= self.EVERY:
+            self.run()
 
 
 def learn_from(remote: RemoteDatabase, store: DeviceStore, database: str) -> None:

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any
 
 from ..errors import DeviceError
+from ..working_set import Removed
 
 
 class SyncState(StrEnum):
@@ -16,6 +17,7 @@ class SyncState(StrEnum):
     FORBIDDEN = "forbidden"                     # 403 on a whole request (not one document)
     UNREACHABLE = "unreachable"                 # transient failures outlasted the retries
     POLICY = "policy"                           # the device policy refused the sync
+    RELEASED = "released"                       # caseload no longer granted: removed
     FILTER_UNSUPPORTED = "filter_unsupported"   # the server cannot run the handed-out filter
     FAILED = "failed"                           # any other server error (e.g. no such db)
 
@@ -41,6 +43,9 @@ class ReplicationStats:
     def to_json(self) -> dict[str, int]:
         return asdict(self)
 
+    def __add__(self, other: ReplicationStats) -> ReplicationStats:
+        return ReplicationStats(**{k: v + getattr(other, k) for k, v in asdict(self).items()})
+
 
 @dataclass
 class SyncReport:
@@ -50,6 +55,7 @@ class SyncReport:
     started_at: str = ""
     ended_at: str = ""
     pull: ReplicationStats = field(default_factory=ReplicationStats)
+    urgent: ReplicationStats = field(default_factory=ReplicationStats)  # pulled first
     push: ReplicationStats = field(default_factory=ReplicationStats)
     # How each direction's checkpoint was judged (checkpoints.py): a restart from the
     # beginning because the server's copy was missing or altered is shown by `status`.
@@ -60,10 +66,12 @@ class SyncReport:
     reached: bool = False        # the server answered at least once
     # Each write the server refused in this sync: {"id", "rev", "error", "reason", "code"}.
     refused: list[dict[str, str]] = field(default_factory=list)
+    # What the pass after the sync removed from the device (mobile_stub/working_set.py).
+    removed: Removed | None = None
 
     @property
     def ok(self) -> bool:
-        return self.state is SyncState.OK
+        return self.state in (SyncState.OK, SyncState.RELEASED)
 
     def to_json(self, *, reasons: bool = True) -> dict[str, Any]:
         """``reasons=False`` for what is kept in the clear (``last_sync``): a rule's reason may
@@ -72,7 +80,9 @@ class SyncReport:
             {k: v for k, v in r.items() if k != "reason"} for r in self.refused]
         return {"database": self.database, "state": self.state.value, "message": self.message,
                 "started_at": self.started_at, "ended_at": self.ended_at,
-                "pull": self.pull.to_json(), "push": self.push.to_json(),
+                "pull": self.pull.to_json(), "urgent": self.urgent.to_json(),
+                "push": self.push.to_json(),
                 "checkpoints": {k: str(v) for k, v in self.checkpoints.items()},
                 "rejected": self.rejected, "refused": refused, "retries": self.retries,
-                "renewed_credentials": self.renewed_credentials, "reached": self.reached}
+                "renewed_credentials": self.renewed_credentials, "reached": self.reached,
+                "removed": (self.removed or Removed()).to_json()}

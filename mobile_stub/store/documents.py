@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .. import revtree
 from ..errors import DocumentNotFound, LocalConflict
 from ..revtree import Leaf
+from .schema import NOW_SQL
 
 if TYPE_CHECKING:
     from .device import DeviceStore
@@ -35,6 +36,14 @@ _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 def body_of(doc: Mapping[str, Any]) -> Doc:
     return {k: v for k, v in doc.items() if k not in _META_FIELDS}
+
+
+def carries_data(body: Mapping[str, Any]) -> bool:
+    """Whether a stored body holds attachment data (not only stubs): what an attachment
+    retention may take away (revs.atts)."""
+    atts = body.get("_attachments")
+    return isinstance(atts, dict) and any(isinstance(a, dict) and "data" in a
+                                          for a in atts.values())
 
 
 def chunks(items: list[str], size: int = SQL_VARS) -> Iterator[list[str]]:
@@ -202,6 +211,25 @@ class LocalDatabase:
             "AND r.local = 1", (self.id, doc_id, rev)).fetchone()
         return None if row is None else RecordState(row[0])
 
+    def keep_attachment(self, doc_id: str, rev: str, name: str, att: Mapping[str, Any]
+                        ) -> None:
+        """Put an attachment's data, fetched again from the server, back into leaf ``rev``;
+        the retention counts from now."""
+        with self.store.transaction():
+            row = self.conn.execute("SELECT body FROM revs WHERE db = ? AND doc_id = ? AND "
+                                    "rev = ? AND leaf = 1 AND body IS NOT NULL",
+                                    (self.id, doc_id, rev)).fetchone()
+            if row is None:
+                return  # edited or removed meanwhile: nothing to put it back into
+            body = self.open_body(doc_id, rev, row[0])
+            atts = dict(body.get("_attachments") or {})
+            atts[name] = {k: v for k, v in att.items() if k != "stub"}
+            body["_attachments"] = atts
+            self.conn.execute(
+                f"UPDATE revs SET body = ?, atts = 1, confirmed_at = {NOW_SQL} WHERE db = ? "
+                "AND doc_id = ? AND rev = ?",
+                (self.seal_body(doc_id, rev, body), self.id, doc_id, rev))
+
     def mark_sent(self, revs: Iterable[tuple[str, str]]) -> None:
         self.conn.executemany("UPDATE revs SET sent = 1 WHERE db = ? AND doc_id = ? AND rev = ?",
                               [(self.id, doc_id, rev) for doc_id, rev in revs])
@@ -244,13 +272,13 @@ class LocalDatabase:
                 return rev  # the identical edit of the same revision: nothing new
             self.conn.execute(
                 "INSERT INTO revs (db, doc_id, rev, parent, leaf, deleted, local, on_server, "
-                "body) VALUES (?, ?, ?, ?, 1, ?, 1, 0, ?)",
+                "body, atts) VALUES (?, ?, ?, ?, 1, ?, 1, 0, ?, ?)",
                 (self.id, doc_id, rev, parent, int(edit.deleted),
-                 self.seal_body(doc_id, rev, edit.body)))
+                 self.seal_body(doc_id, rev, edit.body), int(carries_data(edit.body))))
             if parent is not None:
                 # The parent stops being a leaf; like compaction, only leaves keep bodies.
-                self.conn.execute("UPDATE revs SET leaf = 0, body = NULL WHERE db = ? AND "
-                                  "doc_id = ? AND rev = ?", (self.id, doc_id, parent))
+                self.conn.execute("UPDATE revs SET leaf = 0, body = NULL, atts = 0 WHERE "
+                                  "db = ? AND doc_id = ? AND rev = ?", (self.id, doc_id, parent))
             self.refresh_docs([doc_id])
         return rev
 

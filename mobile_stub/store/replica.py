@@ -12,7 +12,8 @@ from typing import Any
 
 from .. import revtree
 from ..revtree import Leaf
-from .documents import Doc, LocalDatabase, body_of, chunks
+from .documents import Doc, LocalDatabase, body_of, carries_data, chunks
+from .schema import NOW_SQL
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class ReplicaIO:
         trees = self._trees(sorted({item.doc_id for item in incoming}))
         inserts: list[tuple[Any, ...]] = []
         demote: list[tuple[int, str, str]] = []
-        fill: list[tuple[bytes, int, str, str]] = []
+        fill: list[tuple[bytes, int, int, str, str]] = []
         reparent: list[tuple[str, int, str, str]] = []
         held: list[tuple[int, str, str]] = []
         touched: set[str] = set()
@@ -94,7 +95,8 @@ class ReplicaIO:
                 continue  # already here: never store the same revision twice
             sealed = item.sealed or db.seal_body(item.doc_id, item.rev, item.body)
             if current is not None:  # a leaf whose body we had dropped: restore it
-                fill.append((sealed, db.id, item.doc_id, item.rev))
+                fill.append((sealed, int(carries_data(item.body)), db.id, item.doc_id,
+                             item.rev))
                 current.bodiless = False
                 touched.add(item.doc_id)
                 continue
@@ -103,7 +105,7 @@ class ReplicaIO:
             if not tree and len(item.path) == 1:  # a new document's first revision: common
                 tree[item.rev] = _Row(None, True, item.deleted, False, True)
                 inserts.append((db.id, item.doc_id, item.rev, None, 1, int(item.deleted),
-                                sealed))
+                                sealed, int(carries_data(item.body))))
                 continue
             for index, rev in enumerate(item.path):
                 parent = item.path[index + 1] if index + 1 < len(item.path) else None
@@ -112,7 +114,8 @@ class ReplicaIO:
                     newest = index == 0
                     tree[rev] = _Row(parent, newest, item.deleted and newest, not newest, True)
                     inserts.append((db.id, item.doc_id, rev, parent, int(newest),
-                                    int(item.deleted and newest), sealed if newest else None))
+                                    int(item.deleted and newest), sealed if newest else None,
+                                    int(newest and carries_data(item.body))))
                     continue
                 was_held = row.on_server
                 if row.leaf:
@@ -129,15 +132,16 @@ class ReplicaIO:
         with db.store.transaction():
             conn.executemany(
                 "INSERT INTO revs (db, doc_id, rev, parent, leaf, deleted, local, on_server, "
-                "body) VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?)", inserts)
-            conn.executemany("UPDATE revs SET leaf = 0, body = NULL WHERE db = ? AND "
-                             "doc_id = ? AND rev = ?", demote)
-            conn.executemany("UPDATE revs SET body = ? WHERE db = ? AND doc_id = ? AND "
-                             "rev = ?", fill)
+                f"body, atts, confirmed_at) VALUES (?, ?, ?, ?, ?, ?, 0, 1, ?, ?, {NOW_SQL})",
+                inserts)
+            conn.executemany("UPDATE revs SET leaf = 0, body = NULL, atts = 0 WHERE db = ? "
+                             "AND doc_id = ? AND rev = ?", demote)
+            conn.executemany("UPDATE revs SET body = ?, atts = ? WHERE db = ? AND doc_id = ? "
+                             "AND rev = ?", fill)
             conn.executemany("UPDATE revs SET parent = ? WHERE db = ? AND doc_id = ? AND "
                              "rev = ?", reparent)
-            conn.executemany("UPDATE revs SET on_server = 1 WHERE db = ? AND doc_id = ? AND "
-                             "rev = ?", held)
+            conn.executemany(f"UPDATE revs SET on_server = 1, confirmed_at = {NOW_SQL} "
+                             "WHERE db = ? AND doc_id = ? AND rev = ?", held)
             ordered = sorted(touched)
             first_seq = db.reserve_seqs(len(ordered))
             db.write_doc_rows([
@@ -189,7 +193,8 @@ class ReplicaIO:
                 parents = self.db.parents(doc_id)
                 ancestry = {r for rev in revs for r in self.db.history(doc_id, rev, parents)}
                 self.db.conn.executemany(
-                    "UPDATE revs SET on_server = 1 WHERE db = ? AND doc_id = ? AND rev = ?",
+                    "UPDATE revs SET on_server = 1, confirmed_at = coalesce(confirmed_at, "
+                    f"{NOW_SQL}) WHERE db = ? AND doc_id = ? AND rev = ?",
                     [(self.db.id, doc_id, rev) for rev in ancestry])
 
     # -- helpers ----------------------------------------------------------------------------

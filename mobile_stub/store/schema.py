@@ -12,10 +12,21 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
+# SQLite's own clock, as revs.confirmed_at keeps it (device time, UTC; only ever compared
+# with the device's clock, for the attachment retention).
+NOW_SQL = "strftime('%Y-%m-%dT%H:%M:%SZ', 'now')"
 # Statements that bring a store of an older schema version to the next one.
 MIGRATIONS = {
     "1": ["ALTER TABLE revs ADD COLUMN sent INTEGER NOT NULL DEFAULT 0"],
+    # Attachment retention (mobile_stub/working_set.py): when the server was known to hold a
+    # revision, and whether its stored body carries attachment data. Leaves of an older
+    # store count as held from now, and as carrying data until the first pass looks.
+    "2": ["ALTER TABLE revs ADD COLUMN confirmed_at TEXT",
+          "ALTER TABLE revs ADD COLUMN atts INTEGER NOT NULL DEFAULT 0",
+          f"UPDATE revs SET confirmed_at = {NOW_SQL} WHERE on_server = 1",
+          "UPDATE revs SET atts = 1 WHERE leaf = 1 AND body IS NOT NULL",
+          "CREATE INDEX IF NOT EXISTS revs_attachments ON revs (db) WHERE atts = 1"],
 }
 
 SCHEMA = """
@@ -57,10 +68,14 @@ CREATE TABLE IF NOT EXISTS revs (
     on_server INTEGER NOT NULL,    -- 1: the bound server is known to hold it
     body      BLOB,
     sent      INTEGER NOT NULL DEFAULT 0,  -- 1: pushed, the server not yet heard to hold it
+    confirmed_at TEXT,             -- device time the server was first known to hold it
+    atts      INTEGER NOT NULL DEFAULT 0,  -- 1: the body carries attachment data
     UNIQUE (db, doc_id, rev)
 );
 -- Partial: only revisions waiting to be pushed are indexed, so a pull adds no entries here.
 CREATE INDEX IF NOT EXISTS revs_unpushed ON revs (db, doc_id) WHERE on_server = 0 AND leaf = 1;
+-- Partial too: the leaves whose attachment data an attachment retention may take away.
+CREATE INDEX IF NOT EXISTS revs_attachments ON revs (db) WHERE atts = 1;
 -- _local documents: replication checkpoints (sequences and session ids only).
 CREATE TABLE IF NOT EXISTS local_docs (
     db   INTEGER NOT NULL,

@@ -61,6 +61,10 @@ def parse(text: str) -> Policy:
     ("version: 1\nbreak_glass: {groups: [a], lifetime: 2d}\nrules: []\n", 2,
      "between 1s and 1d"),
     ("- just\n- a list\n", 1, "the policy must be a mapping"),
+    (BASE + "    max_documents: lots\n", 7, "max_documents must be a number, or a size"),
+    (BASE + "    max_documents: 0\n", 7, "max_documents must be at least 1"),
+    (BASE + "    max_bytes: 2 TB\n", 7, "max_bytes must be a number, or a size"),
+    (BASE + "    filter: {attachment_retention: soon}\n", 7, "must be a duration such as"),
 ])
 def test_a_bad_policy_is_refused_with_its_line(text: str, line: int | None,
                                                 reason: str) -> None:

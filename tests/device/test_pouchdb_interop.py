@@ -13,9 +13,15 @@ from typing import Any
 import pytest
 
 from carecouch import embedded
-from carecouch.couch import Database
+from carecouch.couch import CouchClient, Database
+from carecouch.ddocs import DEVICE_FILTER
+from carecouch.ids import caseload_db, member_role
+from carecouch.provisioning import Provisioner
+from carecouch.records import load_registry
+from carecouch.working_set import urgent_selector
 from mobile_stub.device import Device
 from tests.helpers.fixtures import User
+from tests.helpers.records import observation, order_signoff
 
 from .support import device_leaves, pouch_leaves, server_leaves
 
@@ -108,3 +114,26 @@ def test_a_pouchdb_app_keeping_checkpoints_on_the_device_cannot_be_made_to_skip(
     assert raise_checkpoints(first["local_requests"]) == 0  # nothing of it on the server
     again = pouchdb(safe, url, member, [{"op": "pull", "options": options}])
     assert again["pull"] == [30] and again["local_requests"] == []
+
+
+def test_a_pouchdb_app_pulls_urgent_records_first_as_docs_device_md_shows(
+        tmp_path: Path, admin: CouchClient, caseload_ids: Callable[[], str],
+        make_user: Callable[..., User]) -> None:
+    """docs/device.md, "Critical updates first": ``replicate.from(remote, {selector})`` with
+    the urgent selector, then the device filter; the standard protocol, nothing else."""
+    caseload_id = caseload_ids()
+    Provisioner(admin).create(caseload_id)
+    ward = admin.db(caseload_db(caseload_id))
+    ward.bulk_docs([observation("colleague", "tablet-2") for _ in range(50)])
+    order = order_signoff("carecouch-bridge")
+    ward.put(order)
+    nurse = make_user(roles=[member_role(caseload_id), "clinical:nurse"])
+    params = {"types": "observation,order_signoff", "not_before": "2026-01-01T00:00:00Z"}
+    selector = urgent_selector(load_registry(), params)
+    result = pouchdb(tmp_path, f"{ward.client.url}/{ward.name}", nurse, [
+        {"op": "pull", "options": {"selector": selector, "checkpoint": "target"}},
+        {"op": "pull", "options": {"filter": DEVICE_FILTER, "query_params": params,
+                                   "checkpoint": "target"}},
+        {"op": "dump"}])
+    assert result["pull"] == [1, 50]  # the order alone first, then the backlog
+    assert order["_id"] in result["dump"] and len(result["dump"]) == 51

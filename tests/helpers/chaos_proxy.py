@@ -10,6 +10,9 @@ It sits between a client and the real server and forwards bytes both ways. Two w
   can be replayed (thread timing aside).
 - **an outage** (``outage_after(n)``): after ``n`` more bytes, every connection is reset and
   new ones are refused until ``heal()``.
+
+And one way to be slow: ``rate`` bytes a second each way, shared by every connection (a rural
+mobile link for benchmarks, ``benchmarks/working_set.py``; bandwidth only, no added latency).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import random
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 
 
@@ -39,10 +43,31 @@ class _Connection:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+class _Throttle:
+    """``rate`` bytes a second (0: unlimited): each read waits for its share of the link."""
+
+    def __init__(self, rate: int) -> None:
+        self.rate = rate
+        self.lock = threading.Lock()
+        self.next_free = time.monotonic()
+
+    def take(self, nbytes: int) -> None:
+        if self.rate <= 0:
+            return
+        with self.lock:
+            start = max(self.next_free, time.monotonic())
+            self.next_free = start + nbytes / self.rate
+            wait = self.next_free - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+
+
 class ChaosProxy:
     def __init__(self, target_host: str, target_port: int, *, seed: int = 0,
-                 cut_probability: float = 0.0, max_bytes: int = 100_000) -> None:
+                 cut_probability: float = 0.0, max_bytes: int = 100_000,
+                 rate: int = 0) -> None:
         self.target = (target_host, target_port)
+        self._throttles = {"up": _Throttle(rate), "down": _Throttle(rate)}
         self.cut_probability = cut_probability
         self.max_bytes = max_bytes
         self.stats = ProxyStats()
@@ -118,16 +143,19 @@ class ChaosProxy:
             conn = _Connection(client, upstream, budget)
             with self._lock:
                 self._connections = [c for c in self._connections if not c.closed] + [conn]
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(conn, source, sink),
+            for source, sink, way in ((client, upstream, "up"), (upstream, client, "down")):
+                threading.Thread(target=self._pump,
+                                 args=(conn, source, sink, self._throttles[way]),
                                  daemon=True).start()
 
-    def _pump(self, conn: _Connection, source: socket.socket, sink: socket.socket) -> None:
+    def _pump(self, conn: _Connection, source: socket.socket, sink: socket.socket,
+              throttle: _Throttle) -> None:
         try:
             while True:
                 data = source.recv(16384)
                 if not data:
                     break
+                throttle.take(len(data))
                 with conn.lock:
                     if conn.closed:
                         break
