@@ -56,6 +56,15 @@ def summary(label: str, latencies: list[float], wall: float | None = None) -> tu
     return mean, p95
 
 
+def hashing_settings(admin: CouchClient) -> str:
+    """The server's [chttpd_auth] password hashing, as the benchmarks print it."""
+    shown = []
+    for key in ("iterations", "pbkdf2_prf", "upgrade_hash_on_auth"):
+        response = admin.request("GET", f"_node/_local/_config/chttpd_auth/{key}", ok=(404,))
+        shown.append(f"{key}={response.json() if response.status_code == 200 else 'default'}")
+    return ", ".join(shown)
+
+
 def concurrently(workers: int, jobs: int, work: Callable[[int], None]) -> float:
     """Run ``work(0..jobs-1)`` on ``workers`` threads; the wall time."""
     began = time.perf_counter()

@@ -29,7 +29,14 @@ import time
 from typing import Any
 
 import httpx
-from bridge_support import BenchBridge, BenchDevice, bench_bridge, concurrently, summary
+from bridge_support import (
+    BenchBridge,
+    BenchDevice,
+    bench_bridge,
+    concurrently,
+    hashing_settings,
+    summary,
+)
 from support import couch_server
 
 from carecouch.couch import CouchClient
@@ -38,14 +45,6 @@ from carecouch.registry import REGISTRY_DB
 
 GOAL_P95, GOAL_RATE = 0.150, 50.0
 CHUNK = 1000
-
-
-def hashing_settings(admin: CouchClient) -> str:
-    shown = []
-    for key in ("iterations", "pbkdf2_prf", "upgrade_hash_on_auth"):
-        response = admin.request("GET", f"_node/_local/_config/chttpd_auth/{key}", ok=(404,))
-        shown.append(f"{key}={response.json() if response.status_code == 200 else 'default'}")
-    return ", ".join(shown)
 
 
 def fill_registry(admin: CouchClient, tag: str, caseloads: int, devices: int) -> None:

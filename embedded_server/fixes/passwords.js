@@ -41,15 +41,21 @@
 // scheme at login (refused as a wrong password), [chttpd_auth_lockout], the admins of the
 // config file (still pouchdb-auth's PBKDF2-SHA1 hashes, checked through the same cache).
 //
+//  - chttpd_auth_cache: user documents are read from memory, and a change to `_users` evicts the
+//    user (here at once, from the write itself and from the database's changes feed; CouchDB
+//    evicts from its changes feed, asynchronously).
+//
 // How: pouchdb-auth installs its write wrappers and session API on the `_users` database when
-// express-pouchdb first opens it; this module replaces those wrappers and `multiUserLogIn`
-// (used by basic auth and POST /_session) before any database is opened, and rewrites the
-// `_auth` design document's validation at start. Hashing uses Node's asynchronous PBKDF2 (the
-// thread pool), so a slow hash delays its own request, not the server.
+// express-pouchdb first opens it; this module replaces those wrappers, `multiUserLogIn` (basic
+// auth, POST /_session) and `multiUserSession` (cookies; it also walked the database's files
+// on every request to name it) before any database is opened, and rewrites the `_auth` design
+// document's validation at start. Hashing uses Node's asynchronous PBKDF2 (the thread pool), so
+// a slow hash delays its own request, not the server.
 'use strict';
 
 var crypto = require('crypto');
 var PouchPluginError = require('pouchdb-plugin-error');
+var base64url = require('base64url');
 var calculateSessionId = require('couchdb-calculate-session-id');
 var authUtils = require('pouchdb-auth/lib/utils');
 var writeWrappers = require('pouchdb-auth/lib/writewrappers');
@@ -172,7 +178,15 @@ function saveDoc(doc) {
 }
 
 function savingPut(orig, args) {
-  return saveDoc(args.doc).then(orig);
+  var names = [userNameOf(args.doc)];
+  forget(names);
+  return saveDoc(args.doc).then(orig).then(function (result) {
+    forget(names);
+    return result;
+  }, function (err) {
+    forget(names);
+    throw err;
+  });
 }
 
 // The results in the order of the request (pouchdb-bulkdocs-wrapper's order is completion
@@ -183,6 +197,8 @@ function savingBulkDocs(orig, args) {
     return orig();
   }
   var newEdits = !(args.options && args.options.new_edits === false);
+  var names = docs.map(userNameOf);
+  forget(names);
   return Promise.all(docs.map(function (doc) {
     return saveDoc(doc).then(function () { return null; }, function (err) {
       err.id = doc && doc._id;
@@ -190,11 +206,18 @@ function savingBulkDocs(orig, args) {
     });
   })).then(function (errors) {
     if (errors.every(function (err) { return !err; })) {
-      return orig();
+      return orig().then(function (results) {
+        forget(names);
+        return results;
+      }, function (err) {
+        forget(names);
+        throw err;
+      });
     }
     args.docs = docs.filter(function (doc, i) { return !errors[i]; });
     var written = args.docs.length ? orig() : Promise.resolve([]);
     return written.then(function (results) {
+      forget(names);
       var failed = errors.filter(Boolean);
       if (!newEdits) {
         return failed.concat(results); // CouchDB answers only the failures
@@ -431,19 +454,57 @@ function work() {
   });
 }
 
-// --- pouchdb-auth's session API: the credentials of a user -------------------------------------
+// --- chttpd_auth_cache: user documents in memory ---------------------------------------------
 
-// The user's credentials as CouchDB's auth cache gives them (chttpd_auth_cache:get_user_creds/2):
-// an admin of the config file (with the roles of a `_users` document of the same name), or the
-// `_users` document; a conflicted document authenticates nobody.
-function credentials(db, info, name) {
-  var admin = info.admins[name];
-  return db.get('org.couchdb.user:' + name, {conflicts: true}).catch(function (err) {
+var docs = new Map(); // user name -> their `_users` document, or null: none
+var epoch = 0; // bumped by every change to `_users`: a read older than a change caches nothing
+var cachingDocs = true;
+var USER_PREFIX = 'org.couchdb.user:';
+
+function userNameOf(doc) {
+  var id = doc && typeof doc === 'object' ? doc._id : undefined;
+  return typeof id === 'string' && id.indexOf(USER_PREFIX) === 0 ? id.slice(USER_PREFIX.length)
+    : null;
+}
+
+function forget(names) {
+  epoch++;
+  names.forEach(function (name) {
+    if (name !== null) {
+      docs.delete(name);
+    }
+  });
+}
+
+function userDoc(db, name) {
+  if (cachingDocs && docs.has(name)) {
+    return Promise.resolve(docs.get(name));
+  }
+  var seen = epoch;
+  return db.get(USER_PREFIX + name, {conflicts: true}).catch(function (err) {
     if (err && err.status === 404) {
       return null;
     }
     throw err;
   }).then(function (doc) {
+    if (cachingDocs && seen === epoch) {
+      docs.set(name, doc);
+      while (docs.size > 10000) {
+        docs.delete(docs.keys().next().value);
+      }
+    }
+    return doc;
+  });
+}
+
+// --- pouchdb-auth's session API: the credentials of a user -------------------------------------
+
+// The user's credentials as CouchDB's auth cache gives them (chttpd_auth_cache:get_user_creds/2):
+// an admin of the config file (with the roles of a `_users` document of the same name), or the
+// `_users` document; null for nobody; a conflicted document authenticates nobody.
+function credentials(db, info, name) {
+  var admin = info.admins[name];
+  return userDoc(db, name).then(function (doc) {
     if (doc && (doc._conflicts || []).length) {
       throw unauthorized('User document conflicts must be resolved before the document is ' +
         'used for authentication purposes.');
@@ -453,11 +514,16 @@ function credentials(db, info, name) {
       merged.roles = ['_admin'].concat(doc ? doc.roles || [] : []);
       return {props: merged, doc: null};
     }
-    if (!doc) {
-      throw unauthorized();
-    }
-    return {props: doc, doc: doc};
+    return doc ? {props: doc, doc: doc} : null;
   });
+}
+
+function sessionId(props, secret, stamp) {
+  return calculateSessionId(props.name, props.salt, secret, stamp);
+}
+
+function now() {
+  return Math.round(Date.now() / 1000);
 }
 
 function multiUserLogIn(username, password, callback) {
@@ -469,17 +535,65 @@ function multiUserLogIn(username, password, callback) {
     }
     return credentials(db, info, username);
   }).then(function (creds) {
+    if (!creds) {
+      throw unauthorized();
+    }
     return authenticate(username, password, creds).then(function (ok) {
       if (!ok) {
         throw unauthorized();
       }
       maybeUpgrade(db, username, password, creds.doc);
-      var stamp = Math.round(Date.now() / 1000);
-      return {ok: true, name: creds.props.name, roles: creds.props.roles,
-        sessionID: calculateSessionId(creds.props.name, creds.props.salt, info.secret, stamp)};
+      return {ok: true, name: creds.props.name, roles: (creds.props.roles || []).slice(),
+        sessionID: sessionId(creds.props, info.secret, now())};
     });
   }).catch(function (err) {
     throw err instanceof PouchPluginError ? err : unauthorized();
+  });
+  return authUtils.nodify(promise, callback);
+}
+
+// pouchdb-auth's multiUserSession (the AuthSession cookie, and the session of a basic-auth
+// login), without its db.info() per request, which walked the database's files to size them.
+function multiUserSession(sessionID, callback) {
+  var db = this;
+  var info = authUtils.dbDataFor(db);
+  var resp = {ok: true, userCtx: {name: null, roles: []},
+    info: {authentication_handlers: ['api'], authentication_db: db.name}};
+  if (Object.keys(info.admins).length === 0) {
+    resp.userCtx.roles = ['_admin']; // admin party
+  }
+  var promise = Promise.resolve().then(function () {
+    if (!sessionID) {
+      return resp;
+    }
+    var name;
+    var stamp;
+    try {
+      var decoded = base64url.decode(sessionID).split(':');
+      name = decoded[0];
+      stamp = parseInt(decoded[1], 16);
+      if (name === undefined || isNaN(stamp)) {
+        throw new Error('malformed');
+      }
+    } catch (err) {
+      throw couchError(400, 'bad_request',
+        "Malformed session ID. If you're using a browser, try clearing your cookies.");
+    }
+    return credentials(db, info, name).then(function (creds) {
+      if (creds && now() < stamp + info.timeout &&
+          sessionId(creds.props, info.secret, stamp) === sessionID) {
+        resp.info.authenticated = 'api';
+        resp.userCtx.name = creds.props.name;
+        resp.userCtx.roles = (creds.props.roles || []).slice();
+        resp.sessionID = sessionId(creds.props, info.secret, now());
+      }
+      return resp;
+    }, function (err) {
+      if (err instanceof PouchPluginError) {
+        throw err;
+      }
+      return resp;
+    });
   });
   return authUtils.nodify(promise, callback);
 }
@@ -495,13 +609,33 @@ exports.installOnPouch = function (pouchApp) {
   writeWrappers.post = savingPut;
   writeWrappers.bulkDocs = savingBulkDocs;
   sessionApi.multiUserLogIn = multiUserLogIn;
+  sessionApi.multiUserSession = multiUserSession;
   authDesignDoc.validate_doc_update = AUTH_VALIDATION;
 };
+
+// Every change of `_users`, however written (a replication into it too), evicts the user; if
+// the feed fails, or the database is deleted, the documents are no longer kept in memory.
+function watch(db, PouchDB) {
+  function stop() {
+    cachingDocs = false;
+    forget([]);
+    docs.clear();
+  }
+  db.changes({live: true, since: 'now'}).on('change', function (change) {
+    forget([userNameOf({_id: change.id})]);
+  }).on('error', stop);
+  PouchDB.on('destroyed', function (name) {
+    if (name === db.name) {
+      stop();
+    }
+  });
+}
 
 // A `_users` database made before this fix keeps pouchdb-auth's validation: replace it, as
 // chttpd_auth_cache:ensure_auth_ddoc_exists/2 does with an outdated `_auth`.
 exports.prepare = function (pouchApp, PouchDB) {
   return epUtils.getUsersDB(pouchApp, PouchDB).then(function (db) {
+    watch(db, PouchDB);
     return db.get('_design/_auth').then(function (ddoc) {
       if (ddoc.validate_doc_update === AUTH_VALIDATION) {
         return null;
