@@ -29,7 +29,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from flask import Flask
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from bridge.app import create_app
 from carecouch.couch import CouchClient
@@ -144,6 +144,13 @@ class BenchBridge:
             services.couch.request_counts.values())
 
 
+class KeepAlive(WSGIRequestHandler):
+    """HTTP/1.1: clients keep their connection, as they do with gunicorn in production
+    (Werkzeug's default, HTTP/1.0, costs every request a new connection and thread)."""
+
+    protocol_version = "HTTP/1.1"
+
+
 @contextmanager
 def bench_bridge(url: str, user: str, password: str, **settings: Any) -> Iterator[BenchBridge]:
     run = uuid.uuid4().hex[:6]
@@ -172,7 +179,7 @@ def bench_bridge(url: str, user: str, password: str, **settings: Any) -> Iterato
             **settings})
         # Werkzeug logs every request to stderr: hundreds of lines that bury the figures.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        server = make_server("127.0.0.1", 0, app, threaded=True)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=KeepAlive)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             yield BenchBridge(f"http://127.0.0.1:{server.server_port}", app, admin, run,
