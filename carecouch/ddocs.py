@@ -21,8 +21,6 @@ from .records import REGISTRY_FILE, RegistryError, parse_registry
 COUCH_DIR_VARIABLE = "CARECOUCH_COUCH_DIR"
 MAIN_DDOC = "carecouch"
 MAIN_DDOC_ID = f"_design/{MAIN_DDOC}"
-# The registry database's own design document, from couch/registry/ (same layout).
-REGISTRY_DDOC = "carecouch-registry"
 # The record-type registry lives beside the rules that read it (design.md).
 RECORD_TYPES_FILE = REGISTRY_FILE
 BUILTIN_REDUCERS = frozenset({"_count", "_sum", "_stats"})
@@ -98,16 +96,6 @@ def assemble(couch_dir: Path | None = None) -> dict[str, Doc]:
         _put(main, ("lib", "record_types"), module, record_types)
         _put(main, ("views", "lib", "record_types"), module, record_types)
     return {f"_design/{name}": stamp(name, body) for name, body in bodies.items()}
-
-
-def assemble_registry(couch_dir: Path | None = None) -> Doc:
-    """``_design/carecouch-registry`` for ``carecouch_registry``, from ``couch_dir/registry``."""
-    couch_dir = Path(couch_dir) if couch_dir is not None else default_couch_dir()
-    source = couch_dir / "registry"
-    if not source.is_dir():
-        raise DesignDocError(f"no registry design document at {source} (set "
-                             f"{COUCH_DIR_VARIABLE} to the couch/ directory)")
-    return stamp(REGISTRY_DDOC, _assemble_dir(source))
 
 
 def stamp(name: str, body: Mapping[str, Any]) -> Doc:

@@ -7,11 +7,12 @@ module reads and writes only the ``caseload:<id>`` documents.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .clock import utc_now
 from .couch import CouchClient, Doc
-from .ddocs import REGISTRY_DDOC, assemble_registry, content_hash
+from .ddocs import content_hash, stamp
 from .errors import CouchNotFound
 from .ids import caseload_db, registry_doc_id
 from .security import ensure_admin_only_db
@@ -19,7 +20,17 @@ from .security import ensure_admin_only_db
 REGISTRY_DB = "carecouch_registry"
 STATUSES = ("active", "archived", "destroyed")
 _PREFIX = "caseload:"
-BY_TEAM = "caseloads_by_team"  # view of _design/carecouch-registry (couch/registry/)
+# The registry's own design document: the bridge's index, part of the program (not one of the
+# caseload design documents IT may customise under CARECOUCH_COUCH_DIR).
+REGISTRY_DDOC = "carecouch-registry"
+BY_TEAM = "caseloads_by_team"
+BY_TEAM_MAP = Path(__file__).resolve().parent / "js" / "registry_caseloads_by_team.js"
+
+
+def registry_design_doc() -> Doc:
+    """``_design/carecouch-registry``: view ``caseloads_by_team`` (key: the team)."""
+    view = {"map": BY_TEAM_MAP.read_text(encoding="utf-8").strip() + "\n"}
+    return stamp(REGISTRY_DDOC, {"language": "javascript", "views": {BY_TEAM: view}})
 
 
 def caseload_record(caseload_id: str, *, name: str, team: str | None, status: str,
@@ -65,7 +76,7 @@ class Registry:
         """Create the registry database (admin only) and its design document on first use, or
         bring the design document up to date; True if anything was written."""
         created = ensure_admin_only_db(self.client, REGISTRY_DB)
-        wanted = assemble_registry()
+        wanted = registry_design_doc()
         current = self.db.get_or_none(wanted["_id"])
         if current is not None and content_hash(current) == content_hash(wanted):
             return created
