@@ -13,6 +13,11 @@ loop), so a bridge or server that cannot keep up shows as growing per-device lat
 server named by COUCHDB_URL / COUCHDB_USER / COUCHDB_PASSWORD, or starts an embedded one that
 hashes as CouchDB 3.5 does with deploy/couchdb.ini (the settings are printed).
 
+With ``--upgrade-hash-on-auth`` the server is set to CouchDB 3.5's default
+``[chttpd_auth] upgrade_hash_on_auth = true`` for the run (restored afterwards): each device
+session's first login is then followed by the server rehashing its user at the configured cost
+(couch_password_hasher), which deploy/couchdb.ini turns off.
+
 Reports the time from the window's start to the last device synced, and per device (arrival
 to first request answered) mean, p50, p95 and max, with the bridge's CouchDB requests per
 device. The peer, same run, same server, same arrival rate: ``--peer`` devices whose users are
@@ -114,6 +119,8 @@ def main() -> None:
                         help="seconds that stand for the shift start's ten minutes")
     parser.add_argument("--peer", type=int, default=200,
                         help="users in the peer run (0: none)")
+    parser.add_argument("--upgrade-hash-on-auth", action="store_true",
+                        help="run with CouchDB 3.5's default upgrade_hash_on_auth = true")
     args = parser.parse_args()
     with couch_server() as (url, user, password, description), \
             bench_bridge(url, user, password) as bench:
@@ -122,6 +129,11 @@ def main() -> None:
         limits = httpx.Limits(max_connections=WORKERS * 2)
         http = httpx.Client(base_url=bench.base, timeout=300, limits=limits)
         couch = httpx.Client(timeout=300, limits=limits)
+        setting = "_node/_local/_config/chttpd_auth/upgrade_hash_on_auth"
+        before = bench.admin.request("GET", setting, ok=(404,))
+        if args.upgrade_hash_on_auth:
+            bench.admin.request("PUT", setting, json_body="true")
+            print(" (upgrade_hash_on_auth set to true for this run)")
         try:
             began = time.perf_counter()
             devices = bench.enrol(http, args.devices, lifetime=7200)
@@ -130,6 +142,11 @@ def main() -> None:
             if args.peer:
                 peer_shift(bench, couch, args.peer, args.devices / args.window)
         finally:
+            if args.upgrade_hash_on_auth:
+                if before.status_code == 200:
+                    bench.admin.request("PUT", setting, json_body=before.json())
+                else:
+                    bench.admin.request("DELETE", setting)
             http.close()
             couch.close()
 
