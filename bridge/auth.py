@@ -21,13 +21,19 @@ def require_user() -> Identity:
     of the user's rate limit and refuses tokens issued before the user was revoked. An
     address that has failed too often is refused first, before any token is verified."""
     check()
+    identity = identify()
+    admit(identity, services().devices.user_revoked_at(identity.user))
+    return identity
+
+
+def identify() -> Identity:
+    """The identity-provider user of the bearer token (checked here: no CouchDB request)."""
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith(BEARER) or not header[len(BEARER):].strip():
         raise AuthFailure(401, "auth.missing_token", "send Authorization: Bearer <token from "
                           "the identity provider>", headers={"WWW-Authenticate": "Bearer"})
-    s = services()
     try:
-        identity = s.identity.verify(header[len(BEARER):].strip())
+        identity = services().identity.verify(header[len(BEARER):].strip())
     except BadToken as exc:
         raise AuthFailure(401, "auth.bad_token", str(exc),
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
@@ -36,14 +42,18 @@ def require_user() -> Identity:
     except InvalidName as exc:
         raise AuthFailure(403, "auth.bad_user", f"the identity provider's user name cannot be "
                           f"used for CouchDB credentials: {exc}") from exc
-    s.limiter.take(f"user:{identity.user}")
-    refuse_if_revoked(identity)
     return identity
 
 
-def refuse_if_revoked(identity: Identity) -> None:
+def admit(identity: Identity, revoked_at: str | None) -> None:
+    """Spend the user's rate limit; 401 if ``revoked_at`` (the user's last revocation, as the
+    registry holds it now) is at or after the token was issued."""
+    services().limiter.take(f"user:{identity.user}")
+    refuse_if_revoked(identity, revoked_at)
+
+
+def refuse_if_revoked(identity: Identity, revoked_at: str | None) -> None:
     """401 when the user was revoked after the identity provider issued this token."""
-    revoked_at = services().devices.user_revoked_at(identity.user)
     if revoked_at is not None and identity.issued_at <= _epoch(revoked_at):
         raise AuthFailure(401, "auth.revoked", f"{identity.user}'s access was revoked at "
                           f"{revoked_at}; sign in to the identity provider again")
@@ -57,9 +67,14 @@ def _epoch(iso: str) -> float:
 
 
 def policy_and_grant(identity: Identity) -> tuple[Policy, Grant]:
+    """The policy and what it gives the caller. Only the caseload records the caller's rules
+    can grant are read (by id and by team), so a login costs the same however large the
+    registry grows."""
     s = services()
     policy = s.policy.get()
-    return policy, policy.evaluate(identity.user, identity.groups, s.caseloads.caseloads())
+    ids, teams = policy.caseload_scope(identity.user, identity.groups)
+    return policy, policy.evaluate(identity.user, identity.groups,
+                                   s.caseloads.caseloads_for(ids, teams))
 
 
 def require_grant(identity: Identity) -> tuple[Policy, Grant]:

@@ -15,9 +15,9 @@ from carecouch.clock import format_utc, parse_utc, utc_now
 from carecouch.ids import InvalidCaseloadId, check_caseload_id
 
 from . import inputs
-from .auth import require_grant, require_user
+from .auth import require_grant
 from .credentials import issue
-from .devices import require_device
+from .devices import require_device, require_device_and_user
 from .errors import ApiError
 from .services import services
 
@@ -29,8 +29,7 @@ MIN_JUSTIFICATION = 20
 def break_glass() -> tuple[Response, int]:
     # The device first: a revoked device hears device.revoked (and wipes itself) even
     # when its clinician's identity token has expired meanwhile.
-    device = require_device()
-    identity = require_user()
+    device, identity = require_device_and_user()
     data = inputs.body()
     inputs.only(data, "caseload", "justification")
     caseload_id = inputs.required_text(data, "caseload", max_length=48)

@@ -29,7 +29,7 @@ from carecouch.working_set import grant_scope, over_limits
 
 from . import inputs
 from .auth import policy_and_grant, refuse_if_revoked, require_grant, require_user
-from .devices import active_device, require_device
+from .devices import require_device_and_user, usable
 from .errors import ApiError
 from .idp import Identity
 from .services import services
@@ -56,8 +56,9 @@ def issue(identity: Identity, device: Device, policy: Policy, grant: Grant, *,
     if break_glass is not None:
         meta["break_glass"] = break_glass
     try:
+        # The device held this user's session before: their CouchDB user probably exists.
         issued = s.credentials.issue(identity.user, device.id, roles, lifetime, now=now,
-                                     extra=meta)
+                                     extra=meta, exists=previous == identity.user)
     except CredentialsError as exc:
         raise ApiError(409, "credentials.name_taken", str(exc)) from exc
     _undo_if_revoked_meanwhile(identity, device, issued.name)
@@ -158,12 +159,15 @@ def _events(identity: Identity, device: Device, policy: Policy, issued: Issued,
 def _undo_if_revoked_meanwhile(identity: Identity, device: Device, name: str) -> None:
     """A revocation that ran between this request's checks and its ``_users`` write listed
     the CouchDB users before this one existed. It marks the device or user first and deletes
-    second, so reading the mark again after the write catches it: undo, and refuse."""
+    second, so reading the marks again after the write catches it (both in one request):
+    undo, and refuse."""
+    s = services()
     try:
-        active_device(device.id)
-        refuse_if_revoked(identity)
+        found, revoked_at = s.devices.read(device.id, identity.user)
+        usable(device.id, found)
+        refuse_if_revoked(identity, revoked_at)
     except ApiError:
-        services().credentials.delete(name)
+        s.credentials.delete(name)
         raise
 
 
@@ -171,8 +175,7 @@ def _undo_if_revoked_meanwhile(identity: Identity, device: Device, name: str) ->
 def credentials() -> tuple[Response, int]:
     # The device first: a revoked device hears device.revoked (and wipes itself) even
     # when its clinician's identity token has expired meanwhile.
-    device = require_device()
-    identity = require_user()
+    device, identity = require_device_and_user()
     inputs.only(inputs.body())
     policy, grant = require_grant(identity)
     if not grant.caseloads:

@@ -23,8 +23,8 @@ from carecouch.records import refusal_code
 from carecouch.snapshot import LEASE_TYPE
 
 from . import inputs
-from .auth import require_grant, require_user
-from .devices import require_device
+from .auth import require_grant
+from .devices import require_device_and_user
 from .errors import ApiError
 from .idp import Identity
 from .services import services
@@ -57,8 +57,7 @@ def _leases_for(caseload_id: str) -> Leases:
 def _context() -> tuple[Identity, str, Grant, dict[str, Any]]:
     # The device first: a revoked device hears device.revoked (and wipes itself) even
     # when its clinician's identity token has expired meanwhile.
-    device = require_device()
-    identity = require_user()
+    device, identity = require_device_and_user()
     data = inputs.body()
     _, grant = require_grant(identity)
     return identity, device.id, grant, data

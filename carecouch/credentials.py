@@ -8,10 +8,15 @@ reaper (:func:`reap`) soon after it expires (docs/bridge.md says how soon).
 
 Only user documents carrying the ``carecouch`` marker are ever changed or deleted here, so a
 person's own CouchDB account that happens to share a name is never touched.
+
+The user documents are written already hashed (:func:`hashed_password`): CouchDB stores the
+hash fields an admin sends as they are, and pays no hashing of its own for a device session
+(docs/deployment.md, "Password hashing").
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +36,32 @@ from .ids import (
 MARKER = "carecouch"
 PAGE = 500
 PASSWORD_BYTES = 32
+# PBKDF2-SHA256 cost of a device-session password. The password is 32 bytes from the OS's
+# CSPRNG (256 bits), so a guess succeeds with probability 2^-256 whatever the cost: stretching
+# multiplies an attacker's work per guess, and 2^256 guesses are out of reach at one
+# iteration or at 600,000 (1,000 adds 10 bits, 600,000 adds 19). Stretching exists for
+# passwords people choose (~20-40 bits). 1,000 iterations cost CouchDB ~0.3 ms per check it
+# cannot answer from its password cache, where 600,000 cost ~200-300 ms of a core; and they
+# stay far above 1, which some tools read as "unhashed".
+HASH_ITERATIONS = 1000
+HASH_PRF = "sha256"
+SALT_BYTES = 16
+
+
+def hashed_password(password: str, *, iterations: int = HASH_ITERATIONS) -> dict[str, Any]:
+    """The `_users` fields that let CouchDB 3.5 check ``password`` without ever holding it.
+
+    couch_users_db:save_doc/1 stores a user document that has no ``password`` as it is sent
+    (an admin may write the hash fields); couch_httpd_auth:authenticate_int_pbkdf2/3 then
+    derives ``pbkdf2_prf`` PBKDF2 of the password with ``salt`` (used as the bytes of its
+    text) and ``iterations``, and compares the hex with ``derived_key``. The salt is new on
+    every call: CouchDB's password cache is keyed by user name and salt, so a rotation that
+    kept the salt would let the old password work from the cache for up to its idle time.
+    """
+    salt = secrets.token_hex(SALT_BYTES)  # 32 hex digits, as couch_uuids:random/0 makes
+    key = hashlib.pbkdf2_hmac(HASH_PRF, password.encode(), salt.encode(), iterations)
+    return {"password_scheme": "pbkdf2", "pbkdf2_prf": HASH_PRF, "iterations": iterations,
+            "salt": salt, "derived_key": key.hex()}
 
 
 class CredentialsError(CarecouchError):
@@ -91,28 +122,37 @@ class CredentialStore:
         self.users = admin.db(USERS_DB)
 
     def issue(self, user: str, device: str, roles: list[str], lifetime: int, *,
-              now: datetime | None = None, extra: Mapping[str, Any] | None = None) -> Issued:
+              now: datetime | None = None, extra: Mapping[str, Any] | None = None,
+              exists: bool = True) -> Issued:
         """Create ``<user>~<device>``, or give it a new password and roles (the old password
-        stops working at once: rotation)."""
+        stops working at once: rotation).
+
+        ``exists`` says whether the user document probably exists (the device held this
+        user's session before): then it is read first, to rotate it; otherwise it is created
+        in one request, and read only if CouchDB says it exists after all.
+        """
         now = now or datetime.now(UTC)
         name = session_name(user, device)
         expires = now + timedelta(seconds=lifetime)
         password = secrets.token_urlsafe(PASSWORD_BYTES)
         meta = {"user": user, "device": device, "issued_at": format_utc(now),
                 "expires_at": format_utc(expires), **(extra or {})}
+        existing: Doc | None = None
         for _ in range(5):
-            existing = self.users.get_or_none(user_doc_id(name))
-            if existing is not None and not isinstance(existing.get(MARKER), dict):
-                raise CredentialsError(f"CouchDB user {name} exists and was not made by "
-                                       "carecouch; refusing to change it")
+            if exists:
+                existing = self.users.get_or_none(user_doc_id(name))
+                if existing is not None and not isinstance(existing.get(MARKER), dict):
+                    raise CredentialsError(f"CouchDB user {name} exists and was not made by "
+                                           "carecouch; refusing to change it")
             doc: Doc = {"_id": user_doc_id(name), "name": name, "type": "user",
-                        "roles": list(roles), "password": password, MARKER: meta}
+                        "roles": list(roles), **hashed_password(password), MARKER: meta}
             if existing is not None:
                 doc["_rev"] = existing["_rev"]
             try:
                 self.users.put(doc)
             except CouchConflict:
-                continue  # issued concurrently for the same device session: the last one wins
+                exists = True  # it exists, or was issued concurrently: read and try again
+                continue
             return Issued(name, password, tuple(roles), meta["issued_at"], meta["expires_at"],
                           replaced=existing is not None)
         raise CredentialsBusy(f"CouchDB user {name} keeps changing; try again")

@@ -60,6 +60,19 @@ class DeviceRegistry:
         doc = self.db.get_or_none(DEVICE_PREFIX + device_id)
         return Device.from_doc(doc) if doc is not None else None
 
+    def read(self, device_id: str, user: str | None) -> tuple[Device | None, str | None]:
+        """The device and, if ``user`` is given, the time that user was last revoked, in one
+        request (``_all_docs`` with keys reads each document as a GET does, from a quorum of
+        copies on a cluster, so a revocation written before it is seen)."""
+        ids = [DEVICE_PREFIX + device_id] + ([REVOCATION_PREFIX + user] if user else [])
+        docs = {row.get("key"): row.get("doc") for row in
+                self.db.all_docs(keys=ids, include_docs=True)["rows"]}
+        device_doc = docs.get(ids[0])
+        revocation = docs.get(ids[1]) if user else None
+        revoked_at = revocation.get("revoked_at") if isinstance(revocation, dict) else None
+        device = Device.from_doc(device_doc) if isinstance(device_doc, dict) else None
+        return device, revoked_at if isinstance(revoked_at, str) else None
+
     def enrol(self, device_id: str, public_key: str, user: str, label: str | None) -> Device:
         doc: Doc = {"_id": DEVICE_PREFIX + device_id, "type": "device", "id": device_id,
                     "public_key": public_key, "label": label, "status": "active",

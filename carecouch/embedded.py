@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .couch import CouchClient, Timeouts
 from .errors import CarecouchError, CouchError
 
 STATE_FILE = "carecouch-server.json"
+CONFIG_FILE = "config.json"  # express-pouchdb's configuration: wins over deploy/couchdb.ini
 # V8 options for the server's node (the one place its command line is made). A member's Mango
 # `$regex` runs in the server's only thread: after 50,000 backtracks V8 finishes the match on
 # its linear-time engine instead of backtracking for hours, and the `l` flag lets
@@ -118,9 +120,33 @@ def status(data_dir: Path) -> tuple[str, ServerState | None]:
     return "dead", state
 
 
+def write_settings(data_dir: Path, settings: Mapping[str, Mapping[str, str]]) -> None:
+    """Set CouchDB settings (``{section: {key: value}}``) in the data directory's config,
+    where they win over deploy/couchdb.ini; takes effect when the server next starts."""
+    path = Path(data_dir) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        config = {}
+    except (OSError, ValueError) as exc:
+        raise EmbeddedServerError(f"{path} is unreadable: {exc}") from exc
+    for section, values in settings.items():
+        config.setdefault(section, {}).update({k: str(v) for k, v in values.items()})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    tmp.chmod(0o600)  # it holds the admin's password hash
+    tmp.replace(path)
+
+
 def start(data_dir: Path, port: int, admin_user: str, admin_password: str, *,
-          timeout: float = 30.0, node: str | None = None) -> ServerState:
-    """Start a server in the background and wait until it answers as the admin."""
+          timeout: float = 30.0, node: str | None = None,
+          settings: Mapping[str, Mapping[str, str]] | None = None) -> ServerState:
+    """Start a server in the background and wait until it answers as the admin.
+
+    ``settings`` (``{section: {key: value}}``) are written to the data directory's config
+    first (:func:`write_settings`).
+    """
     data_dir = Path(data_dir).resolve()
     current, state = status(data_dir)
     if current == "running" and state is not None:
@@ -135,6 +161,8 @@ def start(data_dir: Path, port: int, admin_user: str, admin_password: str, *,
     if node is None:
         raise EmbeddedServerError("node (Node.js 20+) is not on PATH")
     data_dir.mkdir(parents=True, exist_ok=True)
+    if settings:
+        write_settings(data_dir, settings)
     (data_dir / STATE_FILE).unlink(missing_ok=True)
     env = {**os.environ, "COUCHDB_USER": admin_user, "COUCHDB_PASSWORD": admin_password}
     with open(data_dir / LOG_FILE, "ab") as log:

@@ -220,9 +220,22 @@ class Policy:
     registry: Registry
     limits: Mapping[str, int] = field(default_factory=dict)
 
+    def caseload_scope(self, user: str, groups: Iterable[str]) -> tuple[set[str], set[str]]:
+        """The caseload ids and teams the rules matching ``user`` name: :meth:`evaluate`
+        needs the registry's records of those only."""
+        groups = tuple(groups)
+        ids: set[str] = set()
+        teams: set[str] = set()
+        for rule in self.rules:
+            if rule.who.matches(user, groups):
+                ids |= set(rule.caseloads)
+                teams |= set(rule.teams)
+        return ids, teams
+
     def evaluate(self, user: str, groups: Iterable[str],
                  caseloads: Mapping[str, Mapping[str, Any]]) -> Grant:
-        """What ``user`` (in ``groups``) gets; ``caseloads`` are the registry's records by id."""
+        """What ``user`` (in ``groups``) gets; ``caseloads`` are the registry's records by id
+        (all of them, or at least those of :meth:`caseload_scope`)."""
         groups = tuple(sorted(set(groups)))
         grant = Grant(user=user, groups=groups,
                       credential_lifetime=self.credential_lifetime,

@@ -6,17 +6,31 @@ module reads and writes only the ``caseload:<id>`` documents.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from .clock import utc_now
 from .couch import CouchClient, Doc
+from .ddocs import content_hash, stamp
+from .errors import CouchNotFound
 from .ids import caseload_db, registry_doc_id
 from .security import ensure_admin_only_db
 
 REGISTRY_DB = "carecouch_registry"
 STATUSES = ("active", "archived", "destroyed")
 _PREFIX = "caseload:"
+# The registry's own design document: the bridge's index, part of the program (not one of the
+# caseload design documents IT may customise under CARECOUCH_COUCH_DIR).
+REGISTRY_DDOC = "carecouch-registry"
+BY_TEAM = "caseloads_by_team"
+BY_TEAM_MAP = Path(__file__).resolve().parent / "js" / "registry_caseloads_by_team.js"
+
+
+def registry_design_doc() -> Doc:
+    """``_design/carecouch-registry``: view ``caseloads_by_team`` (key: the team)."""
+    view = {"map": BY_TEAM_MAP.read_text(encoding="utf-8").strip() + "\n"}
+    return stamp(REGISTRY_DDOC, {"language": "javascript", "views": {BY_TEAM: view}})
 
 
 def caseload_record(caseload_id: str, *, name: str, team: str | None, status: str,
@@ -38,6 +52,12 @@ def caseload_record(caseload_id: str, *, name: str, team: str | None, status: st
     return doc
 
 
+def _records(rows: Iterable[Mapping[str, Any]]) -> dict[str, Doc]:
+    return {row["doc"]["id"]: row["doc"] for row in rows
+            if isinstance(row.get("doc"), dict) and row["doc"].get("type") == "caseload"
+            and "id" in row["doc"]}
+
+
 def same_record(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> bool:
     """Equal apart from ``_rev`` and timestamps: nothing worth writing differs."""
     if a is None:
@@ -53,8 +73,17 @@ class Registry:
         self.db = client.db(REGISTRY_DB)
 
     def ensure(self) -> bool:
-        """Create the registry database (admin only) on first use; True if anything was written."""
-        return ensure_admin_only_db(self.client, REGISTRY_DB)
+        """Create the registry database (admin only) and its design document on first use, or
+        bring the design document up to date; True if anything was written."""
+        created = ensure_admin_only_db(self.client, REGISTRY_DB)
+        wanted = registry_design_doc()
+        current = self.db.get_or_none(wanted["_id"])
+        if current is not None and content_hash(current) == content_hash(wanted):
+            return created
+        if current is not None:
+            wanted["_rev"] = current["_rev"]
+        self.db.put(wanted)
+        return True
 
     def caseloads(self) -> dict[str, Doc]:
         """Every caseload record, keyed by caseload id, in one request (``{}`` before first use)."""
@@ -65,6 +94,30 @@ class Registry:
             return {}
         return {row["doc"]["id"]: row["doc"] for row in response.json()["rows"]
                 if isinstance(row.get("doc"), dict) and "id" in row["doc"]}
+
+    def caseloads_for(self, ids: Iterable[str], teams: Iterable[str]) -> dict[str, Doc]:
+        """The caseload records named in ``ids`` and those of ``teams``, keyed by caseload id:
+        what a policy rule can grant one user (one request for each kind asked for). The cost
+        follows what is asked, not the size of the registry."""
+        found: dict[str, Doc] = {}
+        ids, teams = sorted(set(ids)), sorted(set(teams))
+        if ids:
+            rows = self.db.all_docs(keys=[registry_doc_id(c) for c in ids],
+                                    include_docs=True)["rows"]
+            found.update(_records(rows))
+        if teams:
+            try:
+                rows = self._by_team(teams)
+            except CouchNotFound:  # a registry made before the view existed
+                self.ensure()
+                rows = self._by_team(teams)
+            found.update(_records(rows))
+        return found
+
+    def _by_team(self, teams: list[str]) -> list[Doc]:
+        rows: list[Doc] = self.db.view(REGISTRY_DDOC, BY_TEAM, keys=teams,
+                                       include_docs=True)["rows"]
+        return rows
 
     def caseload(self, caseload_id: str) -> Doc | None:
         if not self.db.exists():

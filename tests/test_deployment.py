@@ -183,3 +183,16 @@ def test_the_shipped_production_policy_is_valid() -> None:
     from carecouch.policy import load_policy
 
     assert load_policy(ROOT / "deploy/bridge/policy.yaml").rules
+
+
+def test_couchdb_ini_hashes_people_strongly_and_never_rehashes_device_sessions() -> None:
+    # docs/deployment.md, "Password hashing": passwords CouchDB hashes get its 3.5 defaults;
+    # device sessions, written pre-hashed, are neither refused nor upgraded at login.
+    from carecouch.credentials import HASH_ITERATIONS
+
+    ini = configparser.ConfigParser(inline_comment_prefixes=(";",))
+    ini.read(ROOT / "deploy" / "couchdb.ini")
+    auth = ini["chttpd_auth"]
+    assert int(auth["iterations"]) >= 600000 and auth["pbkdf2_prf"] == "sha256"
+    assert auth["upgrade_hash_on_auth"] == "false"
+    assert int(auth.get("min_iterations", "1")) <= HASH_ITERATIONS

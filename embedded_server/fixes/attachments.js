@@ -103,6 +103,9 @@ exports.installOnPouch = function (pouchApp) {
 
 exports.installAfterAuthentication = function (router, pouchApp) {
   router.put('/:db/*', function (req, res, next) {
+    if (util.isServerPath(req.params.db)) {
+      return next(); // e.g. PUT /_config/{section}/{key}
+    }
     var target = attachmentPath(util.pathParts(req));
     if (!target) {
       return next();

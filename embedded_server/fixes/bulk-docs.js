@@ -40,7 +40,10 @@ function docIdOf(parts) {
 }
 
 exports.installAfterAuthentication = function (router, pouchApp) {
-  router.put('/:db/*', epUtils.jsonParser, function (req, res, next) {
+  router.put('/:db/*', function (req, res, next) {
+    // PUT /_config/{section}/{key} carries a bare JSON string: not ours to parse
+    return next(util.isServerPath(req.params.db) ? 'route' : undefined);
+  }, epUtils.jsonParser, function (req, res, next) {
     var id = docIdOf(util.pathParts(req));
     var doc = req.body;
     if (util.rawQuery(req).new_edits !== 'false' || id === null || !doc ||

@@ -39,6 +39,9 @@ function getOptions(query, drop) {
 
 exports.installAfterAuthentication = function (router, pouchApp) {
   router.get('/:db/*', function (req, res, next) {
+    if (util.isServerPath(req.params.db)) {
+      return next(); // e.g. /_config/{section}: express-pouchdb's own routes
+    }
     var id = docIdOf(util.pathParts(req));
     var raw = util.rawQuery(req);
     var meta = raw.meta === 'true';

@@ -23,6 +23,8 @@ var FIXES = [
   require('./last-resort'),          // no request can kill the server
   require('./authorization'),        // CouchDB's 401/403 model, _all_dbs, _users (defects 3, 4)
   require('./session-logout'),       // DELETE /_session really ends a cookie session
+  require('./passwords'),            // _users hashing, checking, cache and upgrade of CouchDB 3.5
+  require('./node-config'),          // /_node/_local/_config as CouchDB 2+ serves it
   require('./security-store'),       // _security out of reach of the document API (attack 3)
   require('./default-security'),     // new databases are admin-only; _security routes (defect 4)
   require('./validation'),           // validate_doc_update as CouchDB runs it (defects 1, 2)

@@ -67,6 +67,12 @@ exports.currentRequest = function () {
   return store ? store.req : null;
 };
 
+// Runs `fn` as the server's own work: nothing it starts belongs to the request that asked for it
+// (a write it makes is validated as the server, not as that request's user).
+exports.outsideRequest = function (fn) {
+  return context.exit(fn);
+};
+
 exports.installBefore = function (app) {
   app.use(function (req, res, next) {
     context.run({req: req, res: res}, next);

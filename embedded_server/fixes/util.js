@@ -119,6 +119,13 @@ function sendError(res, err) {
   epUtils.sendError(res, err);
 }
 
+// A first path part that names a server resource (`/_config`, `/_node`, `/_session`...), not a
+// database: `_` opens no database name except the system databases.
+var SYSTEM_DBS = ['_users', '_replicator', '_global_changes'];
+function isServerPath(first) {
+  return typeof first === 'string' && first.charAt(0) === '_' && SYSTEM_DBS.indexOf(first) === -1;
+}
+
 // The request's path split into URL-decoded parts, as chttpd's #httpd.path_parts.
 function pathParts(req) {
   return req.path.split('/').filter(Boolean).map(function (part) {
@@ -252,6 +259,7 @@ module.exports = {
   sendJSON: sendJSON,
   sendError: sendError,
   pathParts: pathParts,
+  isServerPath: isServerPath,
   rawQuery: rawQuery,
   openDb: openDb,
   dataLength: dataLength,
