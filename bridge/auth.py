@@ -25,9 +25,15 @@ def require_user() -> Identity:
     if not header.lower().startswith(BEARER) or not header[len(BEARER):].strip():
         raise AuthFailure(401, "auth.missing_token", "send Authorization: Bearer <token from "
                           "the identity provider>", headers={"WWW-Authenticate": "Bearer"})
+    return user_from_token(header[len(BEARER):].strip())
+
+
+def user_from_token(token: str) -> Identity:
+    """The user an identity-provider token names, checked as :func:`require_user` checks
+    it (the dashboard's sign-in cookie carries the same token)."""
     s = services()
     try:
-        identity = s.identity.verify(header[len(BEARER):].strip())
+        identity = s.identity.verify(token)
     except BadToken as exc:
         raise AuthFailure(401, "auth.bad_token", str(exc),
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
@@ -38,6 +44,15 @@ def require_user() -> Identity:
                           f"used for CouchDB credentials: {exc}") from exc
     s.limiter.take(f"user:{identity.user}")
     refuse_if_revoked(identity)
+    return identity
+
+
+def require_admin(identity: Identity) -> Identity:
+    """``identity``, if the access policy makes them a policy admin; 403 otherwise."""
+    _, grant = policy_and_grant(identity)
+    if not grant.admin:
+        raise ApiError(403, "auth.not_admin", f"{identity.user} is not a policy admin; only "
+                       "policy admins see the fleet")
     return identity
 
 

@@ -117,15 +117,20 @@ class Reader:
     def duration(self, node: yaml.Node, what: str, *, low: int, high: int) -> int:
         """``90s``, ``30m``, ``8h``, ``3d`` -> seconds, within ``[low, high]``."""
         raw = self.text(node, what)
-        match = _DURATION.match(raw)
-        if not match:
+        seconds = duration_seconds(raw)
+        if seconds is None:
             raise self.fail(node, f"{what} must be a duration such as 90s, 30m, 8h or 3d, "
                             f"not {raw!r}")
-        seconds = int(match.group(1)) * _UNITS[match.group(2)]
         if not low <= seconds <= high:
             raise self.fail(node, f"{what} must be between {format_duration(low)} and "
                             f"{format_duration(high)}")
         return seconds
+
+
+def duration_seconds(text: str) -> int | None:
+    """``90s``, ``30m``, ``8h``, ``3d`` -> seconds; None for anything else."""
+    match = _DURATION.match(text.strip())
+    return int(match.group(1)) * _UNITS[match.group(2)] if match else None
 
 
 def format_duration(seconds: int) -> str:
