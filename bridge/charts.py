@@ -13,15 +13,18 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 560, 190
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 26
-MAX_LABELS = 8
+WIDTH, HEIGHT = 400, 190
+LEFT, RIGHT, TOP, BOTTOM = 40, 8, 10, 24
+MAX_LABELS = 7
 
 Series = tuple[str, str, Sequence[float | None]]  # name, colour, one value a day
 
 
-def nice_max(value: float) -> float:
-    """The smallest 1, 2 or 5 times a power of ten that is at least ``value``."""
+def nice_max(value: float, *, counts: bool = False) -> float:
+    """The smallest 1, 2 or 5 times a power of ten that is at least ``value``; for counts at
+    least 4, so that the axis's five ticks are whole numbers."""
+    if counts:
+        return 4 * max(1.0, nice_max(value / 4))
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
@@ -65,7 +68,7 @@ class _Frame:
                          f'text-anchor="end">{escape(_fmt(value, self.unit))}</text>')
         every = max(1, math.ceil(len(self.days) / MAX_LABELS))
         for i, day in enumerate(self.days):
-            if i % every == 0 or i == len(self.days) - 1 and len(self.days) <= MAX_LABELS:
+            if (len(self.days) - 1 - i) % every == 0:  # the latest day always has its label
                 parts.append(f'<text class="tick" x="{self.x(i):.1f}" y="{HEIGHT - 8}" '
                              f'text-anchor="middle">{escape(day[5:])}</text>')
         return parts
@@ -90,7 +93,7 @@ def stacked_bars(label: str, days: Sequence[str], series: Sequence[Series], *,
                  unit: str = "") -> Markup:
     """One bar a day, its series stacked (e.g. syncs ok, refused, stopped)."""
     totals = [sum(float(s[2][i] or 0) for s in series) for i in range(len(days))]
-    frame = _Frame(days, nice_max(max(totals, default=0)), unit)
+    frame = _Frame(days, nice_max(max(totals, default=0), counts=not unit), unit)
     parts = frame.axes()
     width = min(28.0, frame.slot() * 0.7)
     for i, day in enumerate(days):

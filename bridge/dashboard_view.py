@@ -44,8 +44,8 @@ def _tiles(summary: Summary, devices: list[DeviceRow], days: int,
     urgent = sum(1 for d in active if d.severity >= 2)
     return [
         {"label": "Devices", "value": str(part.devices if part.caseload else len(active)),
-         "sub": f"{urgent} need attention" if urgent else "none need attention",
-         "tone": "bad" if urgent else "good"},
+         "sub": f"{urgent} failing or at risk" if urgent else "none failing",
+         "tone": "", "sub_tone": "bad" if urgent else "good"},
         {"label": f"Sync success, {days} d", "value": percent(syncs["success_rate"]),
          "sub": f"{syncs['syncs']} syncs, {syncs['stopped']} stopped, {syncs['refused']} "
                 "with refused writes", "tone": _tone(syncs["success_rate"])},
