@@ -273,9 +273,11 @@ class FleetStore:
             return self._ensure(name, force=True).bulk_docs(docs)
 
     def update_status(self, device: str, user: str | None, reports: list[Doc],
-                      received: str) -> None:
+                      received: str) -> bool:
         """Keep each database's newest report in the device's status document; a report
-        that arrives late never replaces a newer one."""
+        that arrives late never replaces a newer one. False when the document kept changing
+        under us (requests of one device at once): the reports are stored all the same, and
+        the device's next report brings its status up to date."""
         for _ in range(5):
             doc = self.status_db.get_or_none(STATUS_PREFIX + device) or {
                 "_id": STATUS_PREFIX + device, "type": "device_status", "device": device,
@@ -289,13 +291,12 @@ class FleetStore:
                        user=user if user is not None else doc.get("user"))
             try:
                 self.status_db.put(doc)
-                return
+                return True
             except CouchNotFound:
                 self.ensure()
             except CouchConflict:
                 continue
-        raise CarecouchError(f"the fleet status of device {device} keeps changing; the "
-                             "reports are stored, its status catches up with the next ones")
+        return False
 
     def statuses(self) -> dict[str, Doc]:
         """Every device's status document, by device id (one read)."""

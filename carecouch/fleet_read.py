@@ -112,38 +112,37 @@ def read_window(store: FleetStore, since: datetime, now: datetime,
             if isinstance(result, CouchNotFound):
                 continue  # dropped by retention while we read
             raise result
-        syncs, refusals, samples = result
-        for row in syncs:
-            caseload, hour, outcome, bucket = row["key"]
+        for row in result:
+            kind, caseload, hour = row["key"][:3]
             if hour < first_hour or (wanted and caseload not in wanted):
                 continue
-            day = hour[:10]
-            for key in (caseload or "?", ALL):
-                reads.syncs.setdefault(key, Syncs()).add(outcome, bucket, row["value"])
-                reads.daily.setdefault(day, {}).setdefault(key, Syncs()).add(
-                    outcome, bucket, row["value"])
-        for row in refusals:
-            caseload, hour, code = row["key"]
-            if hour < first_hour or (wanted and caseload not in wanted):
-                continue
-            for key in (caseload or "?", ALL):
-                codes = reads.refusals.setdefault(key, {})
-                codes[code] = codes.get(code, 0) + int(row["value"])
-        for row in samples:
-            caseload, hour = row["key"]
-            if hour < first_hour or (wanted and caseload not in wanted):
-                continue
-            days_seen = reads.samples.setdefault(caseload, {})
-            days_seen[hour[:10]] = max(days_seen.get(hour[:10], 0), int(row["value"]["max"]))
+            _add(reads, kind, caseload, hour, row["key"][3:], row["value"])
     _read_activity(store.client, reads, first_hour, wanted)
     return reads
 
 
-def _read_day(db: Database) -> tuple[list[Doc], list[Doc], list[Doc]]:
-    def grouped(view: str, level: int) -> list[Doc]:
-        rows: list[Doc] = db.view(DDOC, view, group_level=level)["rows"]
-        return rows
-    return grouped("syncs", 4), grouped("refusals", 3), grouped("samples", 2)
+def _read_day(db: Database) -> list[Doc]:
+    """One grouped read of a day database's aggregates view."""
+    rows: list[Doc] = db.view(DDOC, "aggregates", group_level=5)["rows"]
+    return rows
+
+
+def _add(reads: FleetReads, kind: str, caseload: str | None, hour: str, rest: list[Any],
+         stats: Doc) -> None:
+    if kind == "sample":
+        assert caseload is not None
+        days = reads.samples.setdefault(caseload, {})
+        days[hour[:10]] = max(days.get(hour[:10], 0), int(stats["max"]))
+        return
+    for key in (caseload or "?", ALL):
+        if kind == "sync":
+            outcome, bucket = rest
+            reads.syncs.setdefault(key, Syncs()).add(outcome, bucket, stats)
+            reads.daily.setdefault(hour[:10], {}).setdefault(key, Syncs()).add(
+                outcome, bucket, stats)
+        elif kind == "refused":
+            codes = reads.refusals.setdefault(key, {})
+            codes[rest[0]] = codes.get(rest[0], 0) + int(stats["sum"])
 
 
 def ensure_audit_views(client: CouchClient) -> None:
