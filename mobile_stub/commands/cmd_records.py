@@ -10,6 +10,7 @@ import click
 
 from carecouch.records import load_registry
 
+from .. import reports as fleet_reports
 from ..replication import checkpoint_restarts, last_sync, recovery
 from ..store import Rejections
 from .context import DeviceContext, db_option, pass_device
@@ -27,7 +28,8 @@ def status(ctx: DeviceContext, as_json: bool) -> None:
     registry = load_registry()
     data: dict[str, Any] = {"device_id": store.device_id, "offline": store.offline,
                             "clock_offset_ms": store.clock_offset_ms, "databases": [],
-                            "bridge": ctx.session().describe() if ctx.enrolled() else None}
+                            "bridge": ctx.session().describe() if ctx.enrolled() else None,
+                            "sync_reports_queued": len(fleet_reports.queued(store))}
     for name in store.database_names():
         local = store.database(name)
         data["databases"].append({
@@ -51,7 +53,8 @@ RESTART_REASONS = {
 
 def _status_text(data: dict[str, Any]) -> str:
     lines = [f"device {data['device_id']}: {'OFFLINE' if data['offline'] else 'online'}, "
-             f"server clock offset {data['clock_offset_ms']} ms"]
+             f"server clock offset {data['clock_offset_ms']} ms, "
+             f"{data['sync_reports_queued']} sync reports waiting for the bridge"]
     if data["bridge"]:
         lines += _bridge_text(data["bridge"])
     for db in data["databases"]:

@@ -53,6 +53,10 @@ rules:
     groups: [nurses-{run}]
     clinical_roles: [nurse]
     teams: [fleet-{run}]
+  - name: medics
+    groups: [medics-{run}]
+    clinical_roles: [nurse]
+    teams: [medics-{run}]
 """
 # A rule beside the record rules that the device cannot know of (it learns only
 # _design/carecouch): the server refuses what it marks, as a refused write in the field.
@@ -87,13 +91,15 @@ class Fleet:
     def admin_token(self) -> str:
         return self.token(f"it-lead-{self.run}", "it-{run}")
 
-    def device(self, name: str, *, label: str | None = None) -> tuple[BridgeSession, Device]:
-        """A reference device enrolled as nurse ``name`` and logged in."""
+    def device(self, name: str, *, label: str | None = None, group: str = "nurses"
+               ) -> tuple[BridgeSession, Device]:
+        """A reference device enrolled as nurse ``name`` (of ``group``: "nurses" hold north
+        and south, "medics" west) and logged in."""
         path = self.directory / f"{name}-{uuid.uuid4().hex[:6]}" / "store.sqlite"
         store = DeviceStore.create(path, PASSPHRASE, kdf=KdfParams.new(**FAST_KDF))
         self.stores.append(store)
         enrolment.enrol(store, self.bridge.url, self.token(f"{name}-{self.run}",
-                                                           "nurses-{run}"), label)
+                                                           group + "-{run}"), label)
         session = BridgeSession(store)
         session.login()
         return session, session.device(options=fast_options())
@@ -106,11 +112,13 @@ class Fleet:
 def fleet(server: Server, admin: CouchClient, bridge_env: BridgeEnv,  # noqa: F811
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     run = uuid.uuid4().hex[:8]
-    ids = {"north": f"f{run}-north", "south": f"f{run}-south", "east": f"f{run}-east"}
+    ids = {"north": f"f{run}-north", "south": f"f{run}-south", "east": f"f{run}-east",
+           "west": f"f{run}-west"}  # west: tests of their own, beside the scenario's
     provisioner = Provisioner(admin)
     for key, caseload in ids.items():
         provisioner.create(caseload, name=f"Fleet {key}",
-                           team=f"fleet-{run}" if key != "east" else f"other-{run}")
+                           team={"east": f"other-{run}", "west": f"medics-{run}"}.get(
+                               key, f"fleet-{run}"))
         admin.db(caseload_db(caseload)).put({"_id": "_design/refusing",
                                              "validate_doc_update": REFUSING})
     target = urlsplit(server.url)

@@ -32,8 +32,8 @@ def report(**fields: Any) -> dict[str, Any]:
 
 def test_a_report_sent_twice_is_stored_once(scenario: Scenario) -> None:
     fleet = scenario.fleet
-    session, _ = fleet.device("india")
-    west = f"f{fleet.run}-west"  # not the scenario's caseloads: their counts stay as they are
+    session, _ = fleet.device("india", group="medics")
+    west = f"f{fleet.run}-elsewhere"  # not the scenario's: their counts stay as they are
     sent = report(database=f"caseload_{west}", refused={"auth.role_required": 2})
     first = session.post(reports.PATH, {"reports": [sent]}).body
     again = session.post(reports.PATH, {"reports": [sent]}).body
@@ -42,9 +42,9 @@ def test_a_report_sent_twice_is_stored_once(scenario: Scenario) -> None:
     db = fleet.admin.db(day_db(datetime.now(UTC)))
     rows = db.all_docs(key=f"report:{session.store.device_id}:{sent['id']}")["rows"]
     assert len(rows) == 1
-    codes = db.view(DDOC, "refusals", group_level=3,
-                    startkey=[west], endkey=[west, {}])["rows"]
-    assert sum(r["value"] for r in codes if r["key"][2] == "auth.role_required") == 2
+    codes = db.view(DDOC, "aggregates", group_level=4, startkey=["refused", west],
+                    endkey=["refused", west, {}])["rows"]
+    assert sum(r["value"]["sum"] for r in codes if r["key"][3] == "auth.role_required") == 2
     # Older than the retention period: heard, not kept; a day ahead of the bridge: refused.
     old = report(started_at="2020-01-01T00:00:00Z", ended_at="2020-01-01T00:00:05Z")
     ahead = report(started_at=format_utc(datetime.now(UTC) + timedelta(days=3)),
@@ -65,7 +65,7 @@ def test_the_queue_holds_codes_never_reasons(scenario: Scenario) -> None:
     # Everything it queued reached the bridge: the queue is empty now.
     for name in ("alpha", "bravo", "echo", "foxtrot"):
         assert scenario.queued_before_send[name]  # something was queued ...
-    session, _ = scenario.fleet.device("juliet")
+    session, _ = scenario.fleet.device("juliet", group="medics")
     assert reports.queued(session.store) == []  # ... and a fresh device has nothing
 
 
@@ -75,7 +75,7 @@ def test_reports_must_be_signed_and_well_formed(scenario: Scenario) -> None:
     unsigned = httpx.post(url, json={"reports": [report()]})
     assert unsigned.status_code == 401
     assert unsigned.json()["error"] == "device.signature_required"
-    session, _ = fleet.device("kilo")
+    session, _ = fleet.device("kilo", group="medics")
     for body, code in [({"reports": []}, "request.bad_field"),
                        ({"reports": [report(state="offline")]}, "report.bad"),
                        ({"reports": [report(pulled=-1)]}, "report.bad"),
