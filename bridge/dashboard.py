@@ -8,7 +8,8 @@ either place:
   user's ID token on), so admins open the page and are signed in;
 - a cookie set by ``POST /dashboard/login`` from a pasted token (development: ``./dev token
   it-lead it-service-desk``; anywhere without such a proxy). The cookie holds that token and
-  nothing else (``HttpOnly``, ``SameSite=Strict``, ``Secure`` over HTTPS, ``Path=/dashboard``)
+  nothing else (``HttpOnly``, ``SameSite=Strict``, ``Path=/dashboard``, ``Secure`` but on
+  this machine over plain HTTP)
   and lapses with it: the bridge stays stateless and checks the token, the user's revocation
   and the policy's admins on every request.
 
@@ -42,6 +43,7 @@ COOKIE = "carecouch_dashboard"
 PATH = "/dashboard"
 DEFAULT_DAYS = 14
 MAX_TOKEN = 8192
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 HEADERS = {
     # No script, no frames, nothing fetched from elsewhere: the page is HTML, inline CSS
     # and inline SVG.
@@ -92,8 +94,8 @@ def _admin(token: str) -> Identity:
 
 
 def _days() -> int:
-    raw = request.args.get("days", str(DEFAULT_DAYS))
     limit = fleet().store.retention_days
+    raw = request.args.get("days", str(min(DEFAULT_DAYS, limit)))
     if not raw.isdigit() or not 1 <= int(raw) <= limit:
         raise ApiError(400, "request.bad_field", f"days must be a whole number from 1 to "
                        f"{limit}", {"field": "days"})
@@ -139,8 +141,11 @@ def login() -> Redirect:
                        "identity provider", {"field": "token"})
     _admin(token)
     response = redirect(PATH, code=303)
+    # Secure unless this is plain HTTP to this machine (development): behind the TLS proxy
+    # the bridge itself is spoken to in plain HTTP, and the cookie must still never be.
+    secure = request.is_secure or request.host.split(":")[0] not in LOOPBACK
     response.set_cookie(COOKIE, token, max_age=_lifetime(token), path=PATH, httponly=True,
-                        secure=request.is_secure, samesite="Strict")
+                        secure=secure, samesite="Strict")
     return response
 
 

@@ -30,7 +30,9 @@ ALL = ""  # the key of the whole fleet in per-caseload maps
 @dataclass
 class Syncs:
     """Syncs of one caseload (or the fleet) in one span: counts by result and a histogram
-    of durations, each bucket with the count, sum, min and max of the durations in it."""
+    of the durations of those that completed (ok or with refused writes: how long a stopped
+    sync took to give up says nothing of syncing), each bucket with the count, sum, min and
+    max of the durations in it."""
 
     results: dict[str, int] = field(default_factory=dict)
     buckets: dict[int, list[float]] = field(default_factory=dict)  # [count, sum, min, max]
@@ -38,6 +40,8 @@ class Syncs:
     def add(self, result: str, bucket: int, stats: Doc) -> None:
         count = int(stats["count"])
         self.results[result] = self.results.get(result, 0) + count
+        if result == "stopped":
+            return
         kept = self.buckets.get(bucket)
         if kept is None:
             self.buckets[bucket] = [count, float(stats["sum"]), float(stats["min"]),
