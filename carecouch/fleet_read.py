@@ -10,14 +10,15 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import ddocs
 from .clock import format_utc
 from .couch import CouchClient, Database, Doc
 from .errors import CarecouchError, CouchNotFound
-from .fleet import DDOC, FleetStore, audit_design, install_design
+from .fleet import DAY_PREFIX, FleetStore, audit_design, install_design
+from .fleet_rollup import activity_rows, report_rows
 from .ids import caseload_db
 from .parallel import map_parallel
 from .registry import Registry
@@ -110,8 +111,12 @@ def read_window(store: FleetStore, since: datetime, now: datetime,
     reads = FleetReads()
     wanted = set(caseloads)
     first_hour = format_utc(since)[:13]
-    days = store.days_since(since, now)
-    for result in map_parallel(_read_day, days):
+
+    def one(db: Database) -> list[Doc]:
+        name = db.name[len(DAY_PREFIX):]
+        return report_rows(db, f"{name[:4]}-{name[4:6]}-{name[6:]}", first_hour, now)
+
+    for result in map_parallel(one, store.days_since(since, now)):
         if isinstance(result, CarecouchError):
             if isinstance(result, CouchNotFound):
                 continue  # dropped by retention while we read
@@ -121,14 +126,8 @@ def read_window(store: FleetStore, since: datetime, now: datetime,
             if hour < first_hour or (wanted and caseload not in wanted):
                 continue
             _add(reads, kind, caseload, hour, row["key"][3:], row["value"])
-    _read_activity(store.client, reads, first_hour, wanted)
+    _read_activity(store.client, reads, since, now, wanted)
     return reads
-
-
-def _read_day(db: Database) -> list[Doc]:
-    """One grouped read of a day database's aggregates view."""
-    rows: list[Doc] = db.view(DDOC, "aggregates", group_level=5)["rows"]
-    return rows
 
 
 def _add(reads: FleetReads, kind: str, caseload: str | None, hour: str, rest: list[Any],
@@ -155,17 +154,28 @@ def ensure_audit_views(client: CouchClient) -> None:
     install_design(client.db(AUDIT_DB), audit_design())
 
 
-def _read_activity(client: CouchClient, reads: FleetReads, first_hour: str,
+def _read_activity(client: CouchClient, reads: FleetReads, since: datetime, now: datetime,
                    wanted: set[str]) -> None:
     db = client.db(AUDIT_DB)
-    params: dict[str, Any] = {"group_level": 3, "startkey": [first_hour], "endkey": [{}]}
+    first_hour = format_utc(since)[:13]
+    first, last = since.astimezone(UTC).date(), now.astimezone(UTC).date()
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+    def read() -> list[Doc]:
+        found: list[Doc] = []
+        for result in map_parallel(lambda d: activity_rows(db, d, first_hour, now), days):
+            if isinstance(result, CarecouchError):
+                raise result
+            found += result
+        return found
+
     try:
-        rows = db.view(DDOC, "activity", **params)["rows"]
+        rows = read()
     except CouchNotFound:
         if not db.exists():
             return  # no audit trail yet: nothing has happened
         ensure_audit_views(client)
-        rows = db.view(DDOC, "activity", **params)["rows"]
+        rows = read()
     for row in rows:
         hour, action, caseload = row["key"]
         if wanted and caseload != ALL and caseload not in wanted:
