@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from bridge.app import create_app
 from bridge.cli import main as bridge_cli
 from carecouch.errors import ConfigError
 from tests.bridge.conftest import BridgeEnv, World, bridge_config
+from tests.helpers.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -160,10 +160,7 @@ def test_serve_runs_and_writes_its_pid_file(server: Any, bridge_env: BridgeEnv,
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-    deadline = time.monotonic() + 5
-    while pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not pid_file.exists()
+    wait_until(lambda: not pid_file.exists(), timeout=5, what=f"{pid_file} is removed")
 
 
 def test_keygen_writes_a_private_key_only_its_owner_reads(tmp_path: Path) -> None:

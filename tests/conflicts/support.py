@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from carecouch.couch import Database, Doc
 from tests.helpers.records import care_plan, lease, now, observation, push, put, read
+from tests.helpers.waiting import wait_until
 from tests.records.conftest import Caseload, Person
 from tests.records.test_exclusive import completion, leased_order
 
@@ -185,12 +185,8 @@ def live(db: Database, doc_id: str) -> dict[str, Doc]:
 def compact(db: Database, doc_id: str, gone: str, timeout: float = 60) -> None:
     """Compact and wait until revision ``gone``'s body is no longer held."""
     db.compact()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all("missing" in r for r in db.open_revs(doc_id, [gone])):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"compaction did not remove {doc_id} {gone} in {timeout} s")
+    wait_until(lambda: all("missing" in r for r in db.open_revs(doc_id, [gone])),
+               timeout=timeout, interval=0.2, what=f"compaction removed {doc_id} {gone}")
 
 
 Factory = Callable[..., Person]

@@ -19,9 +19,9 @@ from mobile_stub.device import Device
 from mobile_stub.errors import RecoveryUnavailable
 from mobile_stub.replication import PushOptions
 from mobile_stub.store import Rejections
+from tests.helpers.waiting import wait_until
 
 from .conftest import fast_options
-from .support import wait_until
 
 RULES = """function (newDoc, oldDoc, userCtx) {
   var admin = userCtx.roles.indexOf('_admin') !== -1;
@@ -39,7 +39,8 @@ def compact_away(db: Database, doc_id: str, rev: str) -> None:
     """Compact, and wait until the body of ``rev`` is gone (CouchDB compacts in the
     background: ``compact_running`` may not even be true yet when ``_compact`` answers)."""
     db.compact()
-    assert wait_until(lambda: db.get_or_none(doc_id, rev=rev) is None, timeout=60)
+    wait_until(lambda: db.get_or_none(doc_id, rev=rev) is None, timeout=60,
+               what=f"compaction removed {doc_id} {rev}")
 
 
 def test_refused_writes_are_kept_with_the_reason_and_the_rest_is_stored(

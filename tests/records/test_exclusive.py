@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from tests.helpers.records import (
     refusal,
     until_agreed,
 )
+from tests.helpers.waiting import wait_until
 from tests.records.conftest import Caseload, Person
 
 
@@ -237,13 +237,10 @@ def test_made_up_history_cannot_skip_the_lease_check(
 
 def wait_for_compaction(caseload: Caseload, doc_id: str, rev: str) -> None:
     """Compaction runs in the background: wait until the non-leaf body is gone."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if caseload.db.client.request("GET", f"{caseload.db.path}/{doc_path(doc_id)}",
-                                      params={"rev": rev}, ok=(404,)).status_code == 404:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"compaction did not remove {doc_id}@{rev} within 30 s")
+    wait_until(lambda: caseload.db.client.request(
+        "GET", f"{caseload.db.path}/{doc_path(doc_id)}", params={"rev": rev},
+        ok=(404,)).status_code == 404, timeout=30, interval=0.2,
+        what=f"compaction removed {doc_id}@{rev}")
 
 
 def add_review_step(registry: dict[str, Any]) -> None:
