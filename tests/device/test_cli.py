@@ -1,5 +1,5 @@
 """``carecouch-device`` end to end against the real server: one-line errors, exit codes 0/1/2,
-JSON where output is data, and help on every command."""
+JSON where output is data (help on every command: tests/test_cli_help.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -73,20 +72,6 @@ def test_usage_and_configuration_errors(run: Invoke, server: Server, caseload: D
     wrong = run("status")
     assert wrong.exit_code == 1 and wrong.stderr.strip() == (
         "carecouch-device: error: wrong passphrase for this device store")
-
-
-def test_every_command_has_help() -> None:
-    assert main.help
-    pending: list[tuple[str, click.Command]] = list(main.commands.items())
-    assert {"enrol", "login", "lease", "record"} <= {name for name, _ in pending}
-    while pending:
-        name, command = pending.pop()
-        assert command.help and command.help.strip(), name
-        for param in command.params:
-            if param.param_type_name == "option":
-                assert getattr(param, "help", None), f"{name} {param.name}"
-        if isinstance(command, click.Group):  # lease claim|renew|release, record new|...
-            pending += [(f"{name} {sub}", cmd) for sub, cmd in command.commands.items()]
 
 
 def test_a_store_without_the_bridge_cannot_make_an_exclusive_record(
