@@ -20,9 +20,9 @@ from carecouch.errors import CouchError
 from carecouch.ids import caseload_db, member_role
 from carecouch.registry import REGISTRY_DB
 from carecouch.security import admin_only, caseload_security
-from tests.conftest import Server
 from tests.helpers.caseloads import audit_entries, registry_record
 from tests.helpers.fixtures import User
+from tests.helpers.server import Server
 
 Run = Callable[..., Result]
 IdFactory = Callable[[], str]

@@ -13,29 +13,16 @@ from carecouch import revocation
 from carecouch.audit import AuditLog
 from carecouch.couch import CouchClient
 from carecouch.credentials import CredentialStore
-from carecouch.errors import CouchError, CouchUnauthorized
+from carecouch.errors import CouchError
 from carecouch.signing import BadSignature, b64url, b64url_decode, verify_token
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import DeviceClient, assert_documented
+from tests.bridge.support import refused_soon, works
+from tests.helpers.bridge_client import DeviceClient, assert_documented
+from tests.helpers.bridges import BridgeServer, World
 from tests.helpers.waiting import wait_until
 
 
 def login(server: Any, body: dict[str, Any]) -> CouchClient:
     return CouchClient(server.url, body["username"], body["password"], retries=0)
-
-
-def works(server: Any, username: str, password: str) -> bool:
-    with CouchClient(server.url, username, password, retries=0) as client:
-        try:
-            return client.session()["userCtx"]["name"] == username
-        except CouchUnauthorized:
-            return False
-
-
-def refused_soon(server: Any, body: dict[str, Any], timeout: float = 10) -> bool:
-    """CouchDB evicts a deleted or changed user from its auth cache asynchronously."""
-    return wait_until(lambda: not works(server, body["username"], body["password"]),
-                      timeout=timeout, what=f"the server refuses {body['username']}")
 
 
 def public_key(bridge: BridgeServer) -> Any:

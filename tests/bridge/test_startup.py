@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from bridge.app import create_app
 from bridge.cli import main as bridge_cli
 from carecouch.errors import ConfigError
-from tests.bridge.conftest import BridgeEnv, World, bridge_config
+from tests.helpers.bridges import BridgeEnv, World, bridge_config
 from tests.helpers.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from carecouch.couch import Database
-from tests.conftest import Server
+from tests.helpers.server import Server
 from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.embedded_only

@@ -17,10 +17,9 @@ from typing import Any
 from carecouch.clock import parse_utc
 from carecouch.couch import CouchClient, Database
 from carecouch.ids import caseload_db
-from tests.bridge.conftest import POLICY, BridgeServer, World
+from tests.helpers.bridges import POLICY, BridgeServer, World
+from tests.helpers.devices import Clinician, Invoke, exclusive_record
 from tests.helpers.records import care_plan, now, observation
-
-from .conftest import Clinician, Invoke, exclusive_record
 
 VITALS = ["respiration_rate=18", "spo2=96", "spo2_scale=1", "on_oxygen=false",
           "systolic_bp=128", "pulse=84", "consciousness=A", "temperature=37.2", "news2=0"]

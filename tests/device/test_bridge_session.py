@@ -29,11 +29,11 @@ from mobile_stub.replication import SyncState
 from mobile_stub.session import SESSION, BridgeSession
 from mobile_stub.store import DeviceStore
 from mobile_stub.trust import LEASE_TYPE, SNAPSHOT_TYPE
-from tests.bridge.conftest import POLICY, BridgeServer, World
-from tests.conftest import Server
+from tests.helpers.bridges import POLICY, BridgeServer, World
+from tests.helpers.devices import Clinician, exclusive_record, fast_options
 from tests.helpers.records import observation
+from tests.helpers.server import Server
 
-from .conftest import Clinician, exclusive_record, fast_options
 from .support import delete_user
 
 VITALS = {k: v for k, v in observation("x", "y").items()

@@ -14,10 +14,9 @@ from carecouch.clock import utc_now
 from carecouch.couch import CouchClient, Doc
 from carecouch.ids import caseload_db
 from mobile_stub.session import BridgeSession
-from tests.bridge.conftest import BridgeServer, World
+from tests.helpers.bridges import BridgeServer, World
+from tests.helpers.devices import Clinician, exclusive_record
 from tests.helpers.records import observation, push
-
-from .conftest import Clinician, exclusive_record
 
 
 def verify(run_cli: Callable[..., Any], caseload: str, since: str) -> tuple[int, dict[str, Any]]:

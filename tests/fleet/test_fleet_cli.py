@@ -16,7 +16,7 @@ from click.testing import Result
 from carecouch.fleet import DAY_PREFIX, FleetStore
 from carecouch.fleet_alerts import check, load_rules
 
-from .conftest import Scenario
+from .support import Scenario
 
 
 @pytest.fixture
