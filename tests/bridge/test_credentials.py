@@ -160,6 +160,8 @@ def test_revoking_a_user_deletes_every_credential_and_their_token(
     # A fresh sign-in (a token issued after the revocation) does.
     import time
 
+    # A real wait: the bridge compares the token's iat (whole seconds) with the revocation's
+    # time by its own clock, and refuses a token issued in the future.
     time.sleep(1.1)
     tablets[0].token = bridge.idp.token(user, [world.group("nurses")])
     assert tablets[0].credentials()["username"] == issued[0]["username"]

@@ -196,7 +196,7 @@ def test_login_rehashes_a_weaker_hash_only_when_the_server_is_set_to(
         assert upgraded["pbkdf2_prf"] == setting(admin, "pbkdf2_prf")
         assert login(admin, doc["name"], password)[0] == 200
     else:
-        time.sleep(2)
+        time.sleep(2)  # the server's own time: it would upgrade in the background
         assert users.get(doc["_id"])["_rev"] == doc["_rev"]
 
 
@@ -218,7 +218,7 @@ def test_upgrade_at_login_rewrites_the_hash_with_the_same_salt(
     with auth_setting(admin, "upgrade_hash_on_auth", "false"):
         doc, password = hashed(iterations=configured + 7)
         assert login(admin, doc["name"], password)[0] == 200
-        time.sleep(1)
+        time.sleep(1)  # the server's own time: it would upgrade in the background
         assert users.get(doc["_id"])["_rev"] == doc["_rev"]
 
 

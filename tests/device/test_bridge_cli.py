@@ -126,6 +126,8 @@ def test_no_new_work_after_the_offline_window_until_the_device_logs_in_again(
     ok(device_cli("offline"))
     ok(device_cli("record", "new", "observation", "--db", ward, "--subject", "patient-1",
                   *vitals()))
+    # A real wait: carecouch-device reads the wall clock (the session's clock parameter is not
+    # the CLI's); tests/device/test_bridge_session.py passes a clock to the same check.
     time.sleep(max(0.0, (parse_utc(login["offline_until"]) - parse_utc(now())).total_seconds())
                + 0.5)
 
