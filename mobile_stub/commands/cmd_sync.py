@@ -75,10 +75,12 @@ def sync(ctx: DeviceContext, database: str | None, continuous: bool, interval: f
     names = [ctx.database(database)] if database else device.store.database_names()
     while True:
         reports = device.sync_all(names)
+        # Shown before the bridge is told: a revocation it answers with wipes the store and
+        # ends the command, and the reports of the sync that ran must not be lost with it.
+        ctx.emit([r.to_json() for r in reports], _lines(reports))
         if ctx.enrolled() and any(r.reached for r in reports):
             _hear_reviews(ctx)
             _send_reports(ctx)
-        ctx.emit([r.to_json() for r in reports], _lines(reports))
         failed = _summary(reports)
         if not continuous:
             if failed:
