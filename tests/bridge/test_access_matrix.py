@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from carecouch.couch import CouchClient, Doc, doc_path
-from tests.conformance.support import NOT_ALLOWED, call, replicated, rev_hash
 from tests.helpers.bridges import BridgeServer, World
+from tests.helpers.protocol import NOT_ALLOWED, call, replicated, rev_hash
 from tests.helpers.records import administration, care_plan, envelope, now, observation
 
 PEOPLE = {  # person -> (user role, groups, caseloads the policy grants)

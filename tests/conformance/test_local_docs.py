@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from carecouch.couch import Database
-from tests.conformance.support import NOT_ALLOWED, call
 from tests.helpers.fixtures import User
+from tests.helpers.protocol import NOT_ALLOWED, call
 
 ROLE = "caseload:locals"
 

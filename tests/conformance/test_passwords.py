@@ -25,8 +25,8 @@ from typing import Any
 import pytest
 
 from carecouch.couch import CouchClient
-from tests.conformance.support import call
 from tests.helpers.fixtures import User
+from tests.helpers.protocol import call
 from tests.helpers.waiting import wait_until
 
 BAD_CREDENTIALS = (401, {"error": "unauthorized", "reason": "Name or password is incorrect."})

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from carecouch.couch import Database
-from tests.conformance.support import MISSING, call, replicated, rev_hash
+from tests.helpers.protocol import MISSING, call, replicated, rev_hash
 from tests.helpers.waiting import wait_until
 
 

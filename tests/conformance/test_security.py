@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from carecouch.couch import CouchClient, Database
-from tests.conformance.support import (
+from tests.helpers.fixtures import User
+from tests.helpers.protocol import (
     MISSING,
     NOT_ALLOWED,
     NOT_AUTHORIZED,
@@ -27,7 +28,6 @@ from tests.conformance.support import (
     replicated,
     rev_hash,
 )
-from tests.helpers.fixtures import User
 from tests.helpers.waiting import wait_until
 
 ADMIN_ONLY = {"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}}

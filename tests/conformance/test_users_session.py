@@ -15,13 +15,13 @@ import secrets
 from collections.abc import Callable
 
 from carecouch.couch import CouchClient, Database
-from tests.conformance.support import (
+from tests.helpers.fixtures import User
+from tests.helpers.protocol import (
     NOT_ALLOWED,
     NOT_AUTHORIZED,
     NOT_SERVER_ADMIN,
     call,
 )
-from tests.helpers.fixtures import User
 from tests.helpers.waiting import wait_until
 
 BAD_CREDENTIALS = (401, {"error": "unauthorized", "reason": "Name or password is incorrect."})

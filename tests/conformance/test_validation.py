@@ -15,14 +15,14 @@ import time
 from collections.abc import Callable
 
 from carecouch.couch import Database
-from tests.conformance.support import (
+from tests.helpers.fixtures import User
+from tests.helpers.protocol import (
     call,
     put_validator,
     reason_json,
     replicated,
     rev_hash,
 )
-from tests.helpers.fixtures import User
 from tests.helpers.waiting import wait_until
 
 ACCEPT_ALL = "function (newDoc, oldDoc, userCtx, secObj) {}"

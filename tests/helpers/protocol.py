@@ -1,5 +1,5 @@
-"""Helpers for the conformance suite: raw calls that return the status with the body, revision
-ids in CouchDB's format, waiting for CouchDB's asynchronous work, validation design documents."""
+"""Raw CouchDB-protocol calls that return the status with the body, revision ids in CouchDB's
+format, validation design documents: the conformance suite's, and the bridge tests' too."""
 
 from __future__ import annotations
 
