@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import jwt
@@ -59,7 +59,8 @@ class DeviceClient:
         return b64url(raw_public(self.key.public_key()))
 
     def call(self, method: str, path: str, body: Any = None, *, signed: bool = True,
-             token: str | None = None, headers: dict[str, str] | None = None,
+             token: str | Literal[False] | None = None,
+             headers: dict[str, str] | None = None,
              raw: bytes | None = None, signer: Ed25519PrivateKey | None = None,
              timestamp: int | None = None, nonce: str | None = None) -> httpx.Response:
         content = raw if raw is not None else (
