@@ -85,7 +85,10 @@ export class Device {
   }
 
   static async exists({PouchDB, prefix = ''}) {
-    return Vault.exists(new PouchDB(`${prefix}carecouch-vault`));
+    const db = new PouchDB(`${prefix}carecouch-vault`);
+    const found = await Vault.exists(db);
+    if (!found) { await db.destroy(); }  // asking leaves nothing behind
+    return found;
   }
 
   async _load() {
@@ -134,13 +137,13 @@ export class Device {
   }
 
   // Every signed contact: a revocation heard here wipes the device once the call has ended.
-  async _signed(path, body, {bearer = true} = {}) {
+  async _signed(path, body, {bearer = true, wipeNow = true} = {}) {
     this._alive();
     if (!this.online) { throw new DeviceOfflineError('the device is offline: go online first'); }
     try {
       return await this._bridge().send('POST', path, body, {signed: true, bearer});
     } catch (err) {
-      if (err instanceof DeviceRevoked) { await this.wipe(); }
+      if (err instanceof DeviceRevoked && wipeNow) { await this.wipe(); }
       throw err;
     }
   }
@@ -223,8 +226,10 @@ export class Device {
     return snapshot;
   }
 
+  // During a sync: a revocation heard here stops the replications first (transport.js
+  // onStopped); the device wipes itself once they have (sync, live).
   async renew() {
-    const answer = await this._signed('/v1/credentials', {});
+    const answer = await this._signed('/v1/credentials', {}, {wipeNow: false});
     await this._keep(answer);
   }
 
