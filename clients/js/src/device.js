@@ -58,6 +58,10 @@ export class Device {
     this.lives = new Set();
     this.listeners = new Map();
     this.stopped = null;
+    // Settles every public call once the device wipes itself: an operation caught mid-way on
+    // a destroyed database would otherwise never settle (PouchDB queues it for ever).
+    this._wipedSignal = new Promise((_, reject) => { this._rejectWiped = reject; });
+    this._wipedSignal.catch(() => {});
   }
 
   // -- the store --------------------------------------------------------------------------
@@ -797,6 +801,7 @@ export class Device {
   async wipe() {
     if (this.wiped) { return; }
     this.wiped = true;
+    this._rejectWiped(new DeviceRevoked('this device was revoked and has wiped itself', {code: 'device.revoked'}));
     for (const live of [...this.lives]) { live.cancel(); }
     const names = new Set([...this.databasesOpen.keys(), ...((this.session && this.session.databases) || []).map((d) => d.name)]);
     await this.vault.db.destroy();
@@ -811,6 +816,15 @@ export class Device {
     this.token = null;
     this.emit('wiped', {device: this.deviceId});
   }
+}
+
+// The calls an app makes, each settled by a wipe in the middle of it (see _wipedSignal).
+for (const name of ['put', 'newRecord', 'update', 'complete', 'get', 'records', 'editState', 'edits',
+                    'conflicts', 'createRecord', 'lease', 'login', 'snapshot', 'news2', 'reports']) {
+  const method = Device.prototype[name];
+  Device.prototype[name] = function (...args) {
+    return Promise.race([method.apply(this, args), this._wipedSignal]);
+  };
 }
 
 function stubbed(doc) {
