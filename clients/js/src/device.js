@@ -801,7 +801,6 @@ export class Device {
   async wipe() {
     if (this.wiped) { return; }
     this.wiped = true;
-    this._rejectWiped(new DeviceRevoked('this device was revoked and has wiped itself', {code: 'device.revoked'}));
     for (const live of [...this.lives]) { live.cancel(); }
     const names = new Set([...this.databasesOpen.keys(), ...((this.session && this.session.databases) || []).map((d) => d.name)]);
     await this.vault.db.destroy();
@@ -814,6 +813,8 @@ export class Device {
     this.seed = null;
     this.session = null;
     this.token = null;
+    // Last: a call racing the wipe settles only once nothing is left on the device.
+    this._rejectWiped(new DeviceRevoked('this device was revoked and has wiped itself', {code: 'device.revoked'}));
     this.emit('wiped', {device: this.deviceId});
   }
 }
