@@ -334,6 +334,12 @@ async function main() {
   $('#obs-form').addEventListener('input', previewNews);
   $('#plan-form').addEventListener('submit', savePlan);
   $('#sync').addEventListener('click', syncNow);
+  $('#visit-form').addEventListener('submit', (e) => {  // a patient not yet in the working set
+    e.preventDefault();
+    state.subject = e.target.subject.value.trim();
+    e.target.reset();
+    refresh();
+  });
   $('#caseload').addEventListener('change', (e) => { state.db = e.target.value; state.subject = null; refresh(); });
   window.addEventListener('online', goOnline);
   window.addEventListener('offline', goOnline);

@@ -1,5 +1,6 @@
-// The app opens with no network: the app shell (this version's files) is cached at install
-// and served cache-first. Nothing else is cached: CouchDB and bridge traffic (/couch, /bridge)
+// The app opens with no network: the app shell (this version's files) is cached at install;
+// online, the shell comes from the network (so a new build shows at once) and refreshes the
+// cache; offline, from the cache. Nothing else is cached: CouchDB and bridge traffic (/couch, /bridge)
 // always goes to the network, so no patient data and no credential reaches Cache Storage.
 const VERSION = '__VERSION__';
 const SHELL = ['./', 'index.html', 'app.js', 'style.css', 'manifest.webmanifest'];
@@ -22,7 +23,14 @@ self.addEventListener('fetch', (event) => {
     return;  // the network, untouched
   }
   event.respondWith(caches.open(CACHE).then(async (cache) => {
-    const hit = await cache.match(event.request, {ignoreSearch: true});
-    return hit || fetch(event.request);
+    try {
+      const fresh = await fetch(event.request);
+      if (fresh.ok) { await cache.put(event.request, fresh.clone()); }
+      return fresh;
+    } catch (err) {
+      const hit = await cache.match(event.request, {ignoreSearch: true});
+      if (hit) { return hit; }
+      throw err;
+    }
   }));
 });
