@@ -56,6 +56,7 @@ def js_config(server: Server, bridge: BridgeServer, world: World,
             "users": {name: world.user(name) for name in ("nurse1", "nurse2", "nurse3",
                                                           "nurse4", "nurse5", "hca")},
             "hca_token": token(world.user("hca"), []),
+            "admin_token": token(world.user("itlead"), [world.group("it")]),
             "tmp": str(directory), **extra}
         path = directory / f"config-{len(list(directory.glob('config-*')))}.json"
         path.write_text(json.dumps(config))

@@ -162,8 +162,10 @@ def day(app_url: str, bridge: BridgeServer, world: World, admin: CouchClient,
         {"op": "storage"},
         {"op": "text"})
     observation = offline[5]["id"]
+    fresh = bridge.idp.token(user, [world.group("nurses")], lifetime=3600)
     back = tablet.run(
         {"op": "open"}, {"op": "unlock", "passphrase": APP_PASSPHRASE},
+        {"op": "signin", "token": fresh},                # a new identity token, as after expiry
         {"op": "wait_badge", "subject": subject, "selector":
          f'#observations li[data-id="{observation}"] .badge', "text": "confirmed"},
         {"op": "wait_badge", "subject": subject, "selector": "#plan-state .badge",
@@ -173,6 +175,7 @@ def day(app_url: str, bridge: BridgeServer, world: World, admin: CouchClient,
         {"op": "doc", "db": db, "id": observation}, {"op": "doc", "db": db, "id": plan["_id"]},
         {"op": "doc", "db": db, "id": check})
     docs = {r["doc"]["_id"]: r["doc"] for r in back if r["op"] == "doc"}
+    assert back[2]["message"].startswith("Signed in"), back[2]
     return Day(tablet, device, db, world.caseloads["a"], user, token, plan["_id"], check,
                observation, offline, offline[9], docs, shot, reference)
 

@@ -783,7 +783,18 @@ export class Device {
     let sent = 0;
     while (queue.length && this.online && !this.wiped) {
       const batch = queue.slice(0, REPORT_BATCH);
-      const answer = (await this._signed('/v1/reports', {reports: batch}, {bearer: false})).body;
+      let answer;
+      try {
+        answer = (await this._signed('/v1/reports', {reports: batch}, {bearer: false})).body;
+      } catch (err) {
+        // A report the bridge cannot take (an older software's format) would block the queue
+        // for ever: it goes, the others are sent again.
+        const index = err instanceof BridgeError && err.code === 'report.bad' && err.details ? err.details.index : undefined;
+        if (!Number.isInteger(index) || !batch[index]) { throw err; }
+        queue = (await this.reports()).filter((r) => r.id !== batch[index].id);
+        await this.vault.setClear('reports', queue);
+        continue;
+      }
       const heard = new Set([...(answer.stored || []), ...(answer.duplicates || []), ...(answer.expired || []),
                              ...(answer.refused || []).map((r) => r.id)]);
       if (!batch.some((r) => heard.has(r.id))) { break; }

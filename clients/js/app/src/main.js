@@ -84,7 +84,26 @@ async function goOnline() {
 function failed(err) {
   if (err instanceof DeviceRevoked || (state.device && state.device.wiped)) { return wiped(); }
   state.problem = err.message;
+  // An expired sign-in (the identity token renewals need): ask for a new one.
+  if (/auth\.|sign in|log in/.test(`${err.code || ''} ${err.message}`)) { $('#signin').open = true; }
   renderNet();
+}
+
+// Identity tokens are short-lived; the device's credentials are renewed with the latest one.
+async function signInAgain(event) {
+  event.preventDefault();
+  const form = event.target;
+  try {
+    await state.device.login({token: form.token.value.trim()});
+    form.reset();
+    $('#signin').open = false;
+    state.problem = null;
+    say('Signed in: credentials and access policy renewed');
+    await goOnline();
+  } catch (err) {
+    failed(err);
+    say(err.message, 'error');
+  }
 }
 
 function wiped() {
@@ -143,7 +162,7 @@ async function unlock(event) {
 async function start(device) {
   state.device = device;
   device.on('wiped', wiped);
-  device.on('stopped', (s) => { state.problem = `Sync stopped: ${s.message}`; renderNet(); });
+  device.on('stopped', (s) => { failed(Object.assign(new Error(`Sync stopped: ${s.message}`), {code: s.error && s.error.code})); });
   device.on('idle', () => { state.lastSync = new Date().toLocaleTimeString(); state.problem = null; renderNet(); refresh(); });
   for (const event of ['state', 'pulled', 'change']) { device.on(event, () => refresh()); }
   const info = await device.describe();
@@ -334,6 +353,7 @@ async function main() {
   $('#obs-form').addEventListener('input', previewNews);
   $('#plan-form').addEventListener('submit', savePlan);
   $('#sync').addEventListener('click', syncNow);
+  $('#signin-form').addEventListener('submit', signInAgain);
   $('#visit-form').addEventListener('submit', (e) => {  // a patient not yet in the working set
     e.preventDefault();
     state.subject = e.target.subject.value.trim();

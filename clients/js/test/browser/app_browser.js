@@ -141,6 +141,12 @@ async function run(page, context, step) {
     await selectPatient(page, step.subject);
     await badge(page, step.selector, step.text);
     return {ok: true};
+  case 'signin':
+    await page.click('#signin summary');
+    await page.fill('#signin-form [name=token]', step.token);
+    await page.click('#signin-form button');
+    await page.waitForFunction(() => /Signed in|refused/.test(document.querySelector('#message').textContent), null, {timeout: TIMEOUT});
+    return {message: await page.textContent('#message'), who: await page.textContent('#who')};
   case 'sync':
     await page.click('#sync');
     await page.waitForFunction(() => /synced/.test(document.querySelector('#net').textContent), null, {timeout: TIMEOUT});
