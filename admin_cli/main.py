@@ -11,6 +11,7 @@ from .cmd_audit import audit
 from .cmd_caseload import caseload
 from .cmd_conflicts import conflicts
 from .cmd_credentials import credentials
+from .cmd_fleet import fleet
 from .cmd_policy import policy
 from .cmd_server import server
 from .errors import CarecouchGroup
@@ -34,3 +35,4 @@ cli.add_command(conflicts)
 cli.add_command(audit)
 cli.add_command(policy)
 cli.add_command(credentials)
+cli.add_command(fleet)

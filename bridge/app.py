@@ -18,12 +18,17 @@ from carecouch.errors import ConfigError, CouchUnauthorized, CouchUnreachable
 from . import (
     break_glass,
     credentials,
+    dashboard,
     devices,
     errors,
     failures,
+    fleet,
+    fleet_api,
     leases,
+    metrics,
     openapi,
     policy_api,
+    reports,
     services,
 )
 from .inputs import MAX_BODY
@@ -41,12 +46,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     try:
         built = services.init_app(app)
+        fleet.init_app(app, built)
     except CouchUnreachable as exc:
         raise ConfigError(f"cannot start: {exc.reason}") from exc
     except CouchUnauthorized as exc:
         raise ConfigError("cannot start: CouchDB refused COUCHDB_USER / COUCHDB_PASSWORD "
                           f"({exc.reason})") from exc
     failures.init_app(app, built.settings.trusted_proxies)
-    for module in (devices, credentials, break_glass, leases, policy_api, openapi):
+    for module in (devices, credentials, break_glass, leases, policy_api, openapi, reports,
+                   fleet_api, metrics, dashboard):
         app.register_blueprint(module.blueprint)
     return app

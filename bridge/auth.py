@@ -32,8 +32,14 @@ def identify() -> Identity:
     if not header.lower().startswith(BEARER) or not header[len(BEARER):].strip():
         raise AuthFailure(401, "auth.missing_token", "send Authorization: Bearer <token from "
                           "the identity provider>", headers={"WWW-Authenticate": "Bearer"})
+    return verify_token(header[len(BEARER):].strip())
+
+
+def verify_token(token: str) -> Identity:
+    """The user an identity-provider token names (no CouchDB request); the dashboard's
+    sign-in cookie carries the same token as the bearer header."""
     try:
-        identity = services().identity.verify(header[len(BEARER):].strip())
+        identity = services().identity.verify(token)
     except BadToken as exc:
         raise AuthFailure(401, "auth.bad_token", str(exc),
                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
@@ -50,6 +56,23 @@ def admit(identity: Identity, revoked_at: str | None) -> None:
     registry holds it now) is at or after the token was issued."""
     services().limiter.take(f"user:{identity.user}")
     refuse_if_revoked(identity, revoked_at)
+
+
+def user_from_token(token: str) -> Identity:
+    """The caller of a token taken from elsewhere than the header (the dashboard's
+    cookie), checked and admitted as :func:`require_user` does."""
+    identity = verify_token(token)
+    admit(identity, services().devices.user_revoked_at(identity.user))
+    return identity
+
+
+def require_admin(identity: Identity) -> Identity:
+    """``identity``, if the access policy makes them a policy admin; 403 otherwise."""
+    _, grant = policy_and_grant(identity)
+    if not grant.admin:
+        raise ApiError(403, "auth.not_admin", f"{identity.user} is not a policy admin; only "
+                       "policy admins see the fleet")
+    return identity
 
 
 def refuse_if_revoked(identity: Identity, revoked_at: str | None) -> None:

@@ -16,6 +16,7 @@ from carecouch import __version__
 
 from .break_glass import MIN_JUSTIFICATION
 from .leases import RECORD_ID, SUBJECT
+from .openapi_fleet import FLEET_SCHEMAS
 from .openapi_schemas import CASELOAD_ID, DEVICE_ID, RETRY_AFTER, SCHEMAS, USER_ID, ref
 
 blueprint = Blueprint("openapi", __name__)
@@ -24,7 +25,13 @@ _RECORD = {"type": "string", "pattern": RECORD_ID.pattern}
 _SIGNED: list[dict[str, list[str]]] = [
     {"bearer": [], "device": [], "timestamp": [], "nonce": [], "signature": []}]
 _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
+_DEVICE_ONLY: list[dict[str, list[str]]] = [
+    {"device": [], "timestamp": [], "nonce": [], "signature": []}]
+# The dashboard: the sign-in page needs nothing; the fleet, a policy admin's token.
+_PAGE: list[dict[str, list[str]]] = [{}, {"bearer": []}, {"dashboard_cookie": []}]
 _JSON = "application/json"
+_HTML = "text/html"
+_PAGE_ERRORS = (400, 401, 403, 413, 429, 502, 503)
 # What can go wrong where (docs/bridge.md lists the codes): every call that reads an identity
 # token can meet 401, 403 (a user name CouchDB cannot take) and 429 (the caller's rate limit,
 # or its address's failure budget: bridge/failures.py); everything that reaches
@@ -46,6 +53,23 @@ def _answers(ok: dict[int, str], *errors: int) -> dict[str, Any]:
     for status in errors:
         name = "RateLimited" if status == 429 else "Error"
         out[str(status)] = {"$ref": f"#/components/responses/{name}"}
+    return out
+
+
+def _page(ok: dict[int, str], *errors: int) -> dict[str, Any]:
+    """A page's answers: ``ok`` statuses with their description, refusals as a page for a
+    browser or the one error shape for anyone else."""
+    out: dict[str, Any] = {}
+    for status, description in ok.items():
+        if status == 303:
+            out["303"] = {"description": description, "headers": {
+                "Location": {"schema": {"type": "string"}}}}
+        else:
+            out[str(status)] = {"description": description, "content": {
+                _HTML: {"schema": {"type": "string"}}}}
+    for status in errors:
+        out[str(status)] = {"$ref": "#/components/responses/"
+                                    + ("RateLimited" if status == 429 else "Refused")}
     return out
 
 
@@ -83,7 +107,9 @@ DOCUMENT: dict[str, Any] = {
                                 _answers({200: "Keys"}))},
         "/v1/policy": {"get": _op("What the access policy gives the caller, and why", _BEARER,
                                   _answers({200: "Policy"}, *_BEARER_ERRORS))},
-        "/v1/devices": {"post": _op(
+        "/v1/devices": {"get": _op(
+            "Every device of the fleet and how it syncs (policy admins only)", _BEARER,
+            _answers({200: "FleetDevices"}, *_BEARER_ERRORS)), "post": _op(
             "Enrol a device (signed with the key being enrolled)", _SIGNED,
             _answers({201: "DeviceAnswer"}, *_SIGNED_ERRORS),
             _body({"device": DEVICE_ID, "public_key": {"type": "string", "maxLength": 100},
@@ -129,6 +155,35 @@ DOCUMENT: dict[str, Any] = {
                    "subject": {"type": "string", "pattern": SUBJECT.pattern},
                    "fields": {"type": "object"}},
                   ["caseload", "type", "subject"]))},
+        "/v1/reports": {"post": _op(
+            "Send sync reports (signed by the device; a report sent twice is stored once)",
+            _DEVICE_ONLY, _answers({200: "ReportsAnswer"}, *_SIGNED_ERRORS),
+            {"required": True, "content": {_JSON: {"schema": {
+                "type": "object", "required": ["reports"], "additionalProperties": False,
+                "properties": {"reports": {"type": "array", "minItems": 1, "maxItems": 100,
+                                           "items": ref("SyncReport")}}}}}})},
+        "/metrics": {"get": _op(
+            "Fleet health in the Prometheus text format (for a scraper with the metrics "
+            "token; 404 when no token is set)", [{"metrics": []}],
+            {"200": {"description": "Prometheus text exposition format 0.0.4",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}},
+             **_answers({}, 401, 404, 429, 502, 503)})},
+        "/dashboard": {"get": _op(
+            "The fleet dashboard for policy admins (without a token: the sign-in page)",
+            _PAGE, _page({200: "the dashboard, or the sign-in page"}, *_PAGE_ERRORS),
+            params=[{"name": "days", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 400}},
+                    {"name": "caseload", "in": "query", "required": False,
+                     "schema": CASELOAD_ID}])},
+        "/dashboard/login": {"post": _op(
+            "Sign in to the dashboard with a policy admin's identity-provider token",
+            [{}], _page({303: "signed in: a cookie holding the token, and on to the "
+                              "dashboard"}, *_PAGE_ERRORS),
+            {"required": True, "content": {"application/x-www-form-urlencoded": {"schema": {
+                "type": "object", "required": ["token"], "additionalProperties": False,
+                "properties": {"token": {"type": "string", "maxLength": 8192}}}}}})},
+        "/dashboard/logout": {"post": _op("Sign out of the dashboard (forget the cookie)",
+                                          [], _page({303: "signed out"}))},
     },
     "components": {
         "securitySchemes": {
@@ -136,11 +191,19 @@ DOCUMENT: dict[str, Any] = {
             "device": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Device"},
             "timestamp": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Timestamp"},
             "nonce": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Nonce"},
-            "signature": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Signature"}},
-        "schemas": SCHEMAS,
+            "signature": {"type": "apiKey", "in": "header", "name": "X-Carecouch-Signature"},
+            "metrics": {"type": "http", "scheme": "bearer",
+                        "description": "CARECOUCH_BRIDGE_METRICS_TOKEN"},
+            "dashboard_cookie": {"type": "apiKey", "in": "cookie",
+                                 "name": "carecouch_dashboard"}},
+        "schemas": {**SCHEMAS, **FLEET_SCHEMAS},
         "responses": {
             "Error": {"description": "every error has this shape; `error` is a stable code",
                       "content": {_JSON: {"schema": ref("Error")}}},
+            "Refused": {"description": "a page saying why, for a browser (Accept: "
+                                      "text/html); the one error shape for anyone else",
+                        "content": {_JSON: {"schema": ref("Error")},
+                                    _HTML: {"schema": {"type": "string"}}}},
             "RateLimited": {
                 "description": "too many requests for this user or device, or too many failed "
                                "ones from this address: wait `Retry-After` seconds",

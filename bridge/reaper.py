@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from carecouch.couch import CouchClient
 from carecouch.errors import CarecouchError
@@ -32,6 +33,8 @@ class Reaper:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # More periodic work for the same thread (fleet retention and samples: bridge/fleet.py)
+        self.tasks: list[Callable[[], None]] = []
 
     def start(self) -> None:
         """Start the thread unless it runs; also after a fork, which keeps only the thread
@@ -59,6 +62,8 @@ class Reaper:
         try:
             reaped = reap(self.admin, ACTOR)
             self.nonces.drop_old()
+            for task in self.tasks:
+                task()
             if reaped:
                 log.info("reaped %d expired credentials", len(reaped))
         except CarecouchError as exc:  # CouchDB away for a moment: try next round

@@ -72,6 +72,13 @@ SETTINGS: dict[str, str] = {
     "CARECOUCH_BRIDGE_REAP_INTERVAL": "bridge: seconds between reaper passes; 0 disables "
                                       "(default 60)",
     "CARECOUCH_BRIDGE_PORT": "carecouch-bridge serve: port (default 8765)",
+    "CARECOUCH_BRIDGE_METRICS_TOKEN": "bridge: bearer token a Prometheus scraper sends to GET "
+                                      "/metrics (secret; unset: /metrics answers 404)",
+    "CARECOUCH_BRIDGE_METRICS_TOKEN_FILE": "bridge: file holding that token",
+    # Fleet health (docs/fleet.md): the bridge and `carecouch fleet`.
+    "CARECOUCH_FLEET_RETENTION": "days device sync reports are kept (default 30)",
+    "CARECOUCH_FLEET_ALERTS": "carecouch fleet check: the alert rules file (default: the "
+                              "shipped rules)",
 }
 
 # Variables only the official CouchDB image reads (docker-compose.yml, production.env).

@@ -24,7 +24,7 @@ MAIN_DDOC_ID = f"_design/{MAIN_DDOC}"
 # The replication filter a device pulls its working set through (filters/device.js).
 DEVICE_FILTER_NAME = "device"
 DEVICE_FILTER = f"{MAIN_DDOC}/{DEVICE_FILTER_NAME}"
-# The record-type registry lives beside the rules that read it (design.md).
+# The record-type registry lives beside the rules that read it (docs/design.md, "Records").
 RECORD_TYPES_FILE = REGISTRY_FILE
 BUILTIN_REDUCERS = frozenset({"_count", "_sum", "_stats"})
 # Keys that are not content: CouchDB's own, and the version stamp we add.

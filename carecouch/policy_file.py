@@ -117,11 +117,10 @@ class Reader:
     def duration(self, node: yaml.Node, what: str, *, low: int, high: int) -> int:
         """``90s``, ``30m``, ``8h``, ``3d`` -> seconds, within ``[low, high]``."""
         raw = self.text(node, what)
-        match = _DURATION.match(raw)
-        if not match:
+        seconds = duration_seconds(raw)
+        if seconds is None:
             raise self.fail(node, f"{what} must be a duration such as 90s, 30m, 8h or 3d, "
                             f"not {raw!r}")
-        seconds = int(match.group(1)) * _UNITS[match.group(2)]
         if not low <= seconds <= high:
             raise self.fail(node, f"{what} must be between {format_duration(low)} and "
                             f"{format_duration(high)}")
@@ -145,6 +144,11 @@ class Reader:
 _AMOUNT = re.compile(r"^\s*(\d{1,15})\s*(kB|KB|MB|GB|KiB|MiB|GiB)?\s*$")
 _SIZES = {"": 1, "kB": 10**3, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10,
           "MiB": 2**20, "GiB": 2**30}
+
+def duration_seconds(text: str) -> int | None:
+    """``90s``, ``30m``, ``8h``, ``3d`` -> seconds; None for anything else."""
+    match = _DURATION.match(text.strip())
+    return int(match.group(1)) * _UNITS[match.group(2)] if match else None
 
 
 def format_duration(seconds: int) -> str:

@@ -1,7 +1,8 @@
 """Database ``_security`` objects: what each kind of carecouch database must carry.
 
-Database membership is the read boundary (design.md), so the security object is compared
-strictly: any member name or role beyond the expected ones counts as drift and is removed.
+Database membership is the read boundary (docs/design.md, "Databases and roles"), so the
+security object is compared strictly: any member name or role beyond the expected ones counts
+as drift and is removed.
 """
 
 from __future__ import annotations

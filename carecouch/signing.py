@@ -35,6 +35,11 @@ class BadSignature(CarecouchError):
     """A token or signature that does not verify (tampered, truncated, or another key's)."""
 
 
+class OtherKey(BadSignature):
+    """A well-formed token whose ``kid`` names another key: a holder of several keys tries
+    the next one, and says so only if none signed it."""
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -121,7 +126,7 @@ def verify_token(token: str, public: Ed25519PublicKey, typ: str) -> dict[str, An
     if not isinstance(header, dict) or header.get("alg") != "EdDSA" or header.get("typ") != typ:
         raise BadSignature(f"not an EdDSA {typ} token")
     if header.get("kid") != key_id(public):
-        raise BadSignature("signed with another key")
+        raise OtherKey("signed with another key")
     verify_raw(public, parts[2], f"{parts[0]}.{parts[1]}".encode("ascii"))
     if not isinstance(payload, dict):
         raise BadSignature("the payload is not an object")

@@ -1,10 +1,11 @@
 """The device as an application sees it: records, edits, sync, rejected writes.
 
 Ties the store, the replicator, the credentials provider and the policy hook together, and
-stamps every local edit as the record rules require (design.md, "Records"; docs/record-rules.md):
-``at`` (device time), ``clock_offset_ms`` (server minus device, estimated from server answers),
-``device``, ``author`` (the clinician of the CouchDB session, as the rules read it), and on a
-mergeable record the per-field ``changed`` stamps, computed from the revision edited.
+stamps every local edit as the record rules require (docs/design.md, "Records";
+docs/record-rules.md): ``at`` (device time), ``clock_offset_ms`` (server minus device,
+estimated from server answers), ``device``, ``author`` (the clinician of the CouchDB session,
+as the rules read it), and on a mergeable record the per-field ``changed`` stamps, computed
+from the revision edited.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Leases on exclusive records, as the device holds them (design.md, "the lease protocol").
+"""Leases on exclusive records, as the device holds them (docs/design.md, "Exclusive
+records: the lease protocol").
 
 Online, the device asks the bridge for a lease (``POST /v1/leases``; renew and release
 likewise), keeps the signed lease token sealed in the store, and re-reads the record so it

@@ -210,6 +210,16 @@ class BridgeSession:
     def server_now(self) -> datetime:
         return server_now(self._offset, self._now)
 
+    def report_expiries(self) -> dict[str, str | None]:
+        """For the sync reports (mobile_stub/reports.py): when the credential and the
+        offline window end, from the stored snapshot; no request."""
+        try:
+            snapshot = self.snapshot()
+        except (NotLoggedIn, TokenRefused):
+            return {"credential_expires_at": None, "offline_until": None}
+        return {"credential_expires_at": format_utc(snapshot.credential_expires_at),
+                "offline_until": format_utc(snapshot.offline_until)}
+
     def caseload_of(self, database: str) -> str:
         granted = self.snapshot().database(database)
         if granted is None:

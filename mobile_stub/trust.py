@@ -18,16 +18,20 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from carecouch.signing import BadSignature, b64url, key_id, public_key_from_b64, raw_public
+from carecouch.signing import (
+    BadSignature,
+    OtherKey,
+    b64url,
+    key_id,
+    public_key_from_b64,
+    raw_public,
+)
 from carecouch.signing import verify_token as verify_with
 from carecouch.snapshot import LEASE_TYPE, SNAPSHOT_TYPE
 
 from .errors import TokenRefused
 
 __all__ = ["LEASE_TYPE", "SNAPSHOT_TYPE", "PinnedKeys"]
-
-_OTHER_KEY = "signed with another key"
-
 
 @dataclass(frozen=True)
 class PinnedKeys:
@@ -70,13 +74,12 @@ class PinnedKeys:
     def verify(self, token: str, typ: str, what: str) -> dict[str, Any]:
         """The payload of ``token`` if a pinned key signed it as ``typ``; else
         :class:`TokenRefused` naming ``what`` (e.g. "the policy snapshot")."""
-        problem = _OTHER_KEY
+        problem = "signed by a key this device did not pin when it enrolled"
         for key in self.keys:
             try:
                 return verify_with(token, key, typ)
+            except OtherKey:
+                continue
             except BadSignature as exc:
-                if str(exc) != _OTHER_KEY:
-                    problem = str(exc)
-        if problem == _OTHER_KEY:
-            problem = "signed by a key this device did not pin when it enrolled"
+                problem = str(exc)
         raise TokenRefused(f"{what} does not verify: {problem}")

@@ -1,6 +1,6 @@
 """Conflict review: find, inspect, resolve, undo and audit conflicted clinical records.
 
-One module per step (design.md, "Conflict resolution"):
+One module per step (docs/design.md, "Conflict resolution"):
 
 - :mod:`.branches` reads the leaf revisions of conflicted documents;
 - :mod:`.finder` lists conflicts across caseloads from the ``conflicts`` view;

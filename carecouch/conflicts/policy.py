@@ -1,4 +1,4 @@
-"""What carecouch does with a conflict of each record class (design.md, "Records").
+"""What carecouch does with a conflict of each record class (docs/design.md, "Records").
 
 - append-only: only identical duplicates are expected; they collapse to CouchDB's winner.
   Different content under one id is not something a rule can settle: review.

@@ -10,6 +10,7 @@ import click
 
 from carecouch.records import load_registry
 
+from .. import reports as fleet_reports
 from ..replication import checkpoint_restarts, last_sync, recovery
 from ..store import Rejections
 from ..working_set import REASON_TEXT, removal_record
@@ -31,7 +32,8 @@ def status(ctx: DeviceContext, as_json: bool) -> None:
                             "clock_offset_ms": store.clock_offset_ms, "databases": [],
                             "bridge": ctx.session().describe() if ctx.enrolled() else None,
                             "released": {name: entry for name, entry in removed.items()
-                                         if entry.get("released")}}
+                                         if entry.get("released")},
+                            "sync_reports_queued": len(fleet_reports.queued(store))}
     for name in store.database_names():
         local = store.database(name)
         data["databases"].append({
@@ -56,7 +58,8 @@ RESTART_REASONS = {
 
 def _status_text(data: dict[str, Any]) -> str:
     lines = [f"device {data['device_id']}: {'OFFLINE' if data['offline'] else 'online'}, "
-             f"server clock offset {data['clock_offset_ms']} ms"]
+             f"server clock offset {data['clock_offset_ms']} ms, "
+             f"{data['sync_reports_queued']} sync reports waiting for the bridge"]
     if data["bridge"]:
         lines += _bridge_text(data["bridge"])
     for db in data["databases"]:

@@ -10,6 +10,7 @@ import click
 from carecouch import prompts
 from carecouch.errors import CarecouchError
 
+from .. import reports as fleet_reports
 from ..errors import DeviceRevoked
 from ..replication import CheckpointTrust, SyncReport, SyncState
 from ..working_set import REASON_TEXT
@@ -76,6 +77,7 @@ def sync(ctx: DeviceContext, database: str | None, continuous: bool, interval: f
         reports = device.sync_all(names)
         if ctx.enrolled() and any(r.reached for r in reports):
             _hear_reviews(ctx)
+            _send_reports(ctx)
         ctx.emit([r.to_json() for r in reports], _lines(reports))
         failed = _summary(reports)
         if not continuous:
@@ -93,6 +95,17 @@ def _hear_reviews(ctx: DeviceContext) -> None:
     them until then); a bridge that does not answer now is asked at the next sync."""
     try:
         ctx.session().refresh_reviews()
+    except DeviceRevoked:
+        raise
+    except CarecouchError:
+        pass
+
+
+def _send_reports(ctx: DeviceContext) -> None:
+    """While online, send the queued sync reports (the failed syncs' too: they arrive late,
+    which is how IT hears of them); a bridge that does not answer now gets them next time."""
+    try:
+        fleet_reports.send(ctx.store(), ctx.session())
     except DeviceRevoked:
         raise
     except CarecouchError:

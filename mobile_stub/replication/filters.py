@@ -1,7 +1,7 @@
 """The replication filter a device pulls with, as the bridge hands it out.
 
 A filter only minimises what a device holds; the database is the read boundary
-(design.md, "Databases and roles"). Two forms, both standard CouchDB:
+(docs/design.md, "Databases and roles"). Two forms, both standard CouchDB:
 
 - a design-document filter with query parameters: ``_changes?filter=carecouch/by_types&types=..``
 - a Mango selector: ``POST _changes?filter=_selector`` with ``{"selector": {...}}`` (CouchDB 2+).

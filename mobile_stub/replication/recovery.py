@@ -31,7 +31,8 @@ from .remote import RemoteDatabase
 from .status import SyncStopped
 
 # Fields only the bridge (or an admin) writes; a re-applied device edit keeps the server's
-# values, or validation would refuse it again (design.md, "Exclusive records").
+# values, or validation would refuse it again (docs/design.md, "Exclusive records: the lease
+# protocol").
 SERVER_OWNED_FIELDS = frozenset({"lease"})
 
 

@@ -13,6 +13,7 @@ local conflict made offline is visible on the device as soon as the sync ends.
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from carecouch.errors import CouchError
 from carecouch.records import Registry, load_registry
 from carecouch.working_set import urgent_selector
 
+from .. import reports as fleet_reports
 from .. import rules
 from ..clock import ClockEstimator
 from ..credentials import CredentialsProvider
-from ..errors import DeviceOffline, PolicyRefused
+from ..errors import DeviceError, DeviceOffline, PolicyRefused
 from ..policy import AllowAll, DevicePolicy
 from ..store.device import DeviceStore
 from ..store.documents import LocalDatabase
@@ -135,6 +137,7 @@ class Replicator:
                 self.store.set_meta(f"last_sync:{database}",
                                     json.dumps(report.to_json(reasons=False)))
                 _remember_restarts(self.store, report)
+            self._report(report)
         return report
 
     def _minimise(self, local: LocalDatabase, report: SyncReport) -> None:
@@ -168,12 +171,20 @@ class Replicator:
                 reports.append(SyncReport(name, SyncState.UNREACHABLE,
                                           f"not tried: the server at {server} did not answer",
                                           started_at=utc_now(), ended_at=utc_now()))
+                self._report(reports[-1])
                 continue
             report = self.sync(name)
             if report.state is SyncState.UNREACHABLE and not report.reached:
                 silent.add(server)
             reports.append(report)
         return reports
+
+    def _report(self, report: SyncReport) -> None:
+        """Queue the fleet report of this sync (mobile_stub/reports.py); never fails a sync."""
+        try:
+            fleet_reports.record(self.store, report, self.credentials)
+        except (sqlite3.Error, DeviceError, ValueError):
+            pass
 
     # -- wiring -----------------------------------------------------------------------------
 

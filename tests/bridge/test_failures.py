@@ -181,7 +181,9 @@ def test_429_is_documented_with_retry_after_wherever_a_caller_authenticates(
                 assert operation["responses"]["429"] == {
                     "$ref": "#/components/responses/RateLimited"}, (method, path)
                 checked += 1
-    assert checked == 12  # every route that authenticates (break-glass reviews included)
+    # Every route that authenticates: break-glass reviews, the fleet (devices, reports,
+    # metrics) and the dashboard's page and sign-in included.
+    assert checked == 17
 
 
 def test_buckets_stay_bounded_under_a_flood_of_distinct_addresses() -> None:

@@ -1,5 +1,5 @@
-"""Every policy, credentials and carecouch-bridge command explains itself, and so does every
-option."""
+"""Every policy, credentials, fleet and carecouch-bridge command explains itself, and so does
+every option."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ import pytest
 
 from admin_cli.cmd_audit import audit
 from admin_cli.cmd_credentials import credentials
+from admin_cli.cmd_fleet import fleet
 from admin_cli.cmd_policy import policy
 from bridge.cli import main as bridge_cli
 
 
-@pytest.mark.parametrize("group", [policy, credentials, bridge_cli], ids=lambda g: g.name)
+@pytest.mark.parametrize("group", [policy, credentials, fleet, bridge_cli], ids=lambda g: g.name)
 def test_every_command_has_help(group: click.Group) -> None:
     assert group.help
     for name, command in group.commands.items():

@@ -21,9 +21,10 @@ from typing import Any
 import pytest
 
 from carecouch.couch import CouchClient, Database
+from carecouch.fleet import FleetStore
 from carecouch.ids import caseload_db
 from carecouch.provisioning import Provisioner
-from mobile_stub import enrolment, working_set
+from mobile_stub import enrolment, reports, working_set
 from mobile_stub.errors import DeviceOffline
 from mobile_stub.replication import SyncState
 from mobile_stub.session import BridgeSession
@@ -223,6 +224,8 @@ def test_a_caseload_leaving_the_snapshot_leaves_the_store_except_unconfirmed_wor
     assert held(device, field.name(1)) == {mine["_id"]}
     assert_gone_from_files(device.store, [b"Marchbanks", gone.encode(), *ciphertext])
     assert held(device, field.name(0)) == {kept}
+    heard = fleet_entry(field, device, 1)
+    assert (heard["state"], heard["held_back"], heard["removed"]) == ("policy", 1, 1)
 
     # IT restores the grant for a moment; the note reaches the server ...
     field.policy()
@@ -236,6 +239,19 @@ def test_a_caseload_leaving_the_snapshot_leaves_the_store_except_unconfirmed_wor
     assert report.state is SyncState.RELEASED and report.ok
     assert field.name(1) not in device.store.database_names()
     assert working_set.removal_record(device.store)[field.name(1)]["released"] is True
+    # IT sees it too: a release is a sync that did what the policy asked, not a failure.
+    heard = fleet_entry(field, device, 1)
+    assert (heard["state"], heard["result"], heard["pending"]) == ("released", "ok", 0)
+    assert heard["removed"] == 1  # the note written offline, once the server held it
+
+
+def fleet_entry(field: Field, device: BridgeSession, index: int) -> dict[str, Any]:
+    """What the bridge heard of the device's newest sync of caseload ``index`` (issue 13),
+    once the device sent its queued reports (as ``carecouch-device sync`` does)."""
+    reports.send(device.store, device)
+    status = FleetStore(field.admin).statuses()[device.store.device_id]
+    entry: dict[str, Any] = status["databases"][field.name(index)]
+    return entry
 
 
 def test_a_record_whose_change_the_server_lacks_stays_until_confirmed(field: Field) -> None:
