@@ -75,10 +75,12 @@ def sync(ctx: DeviceContext, database: str | None, continuous: bool, interval: f
     names = [ctx.database(database)] if database else device.store.database_names()
     while True:
         reports = device.sync_all(names)
+        # What the syncs did first: a revocation heard while reporting them ends the command
+        # (and wipes the store), and the person should still see how the syncs ended.
+        ctx.emit([r.to_json() for r in reports], _lines(reports))
         if ctx.enrolled() and any(r.reached for r in reports):
             _hear_reviews(ctx)
             _send_reports(ctx)
-        ctx.emit([r.to_json() for r in reports], _lines(reports))
         failed = _summary(reports)
         if not continuous:
             if failed:
