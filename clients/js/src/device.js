@@ -589,7 +589,7 @@ export class Device {
   }
 
   // The urgent records within the device's filter, pulled before the backlog with their own
-  // replication (docs/device.md, "Critical updates first").
+  // replication (docs/device.md, "The working set").
   async _urgentPull(name, local, remote) {
     const bound = this._bound(name);
     if (bound.filter.name !== DEVICE_FILTER) { return 0; }

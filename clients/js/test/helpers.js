@@ -73,3 +73,13 @@ export function withoutMeta(doc) {
   const {_rev, _revisions, _conflicts, ...rest} = doc;
   return rest;
 }
+
+// Until CouchDB refuses these credentials: it evicts a deleted user from its authentication
+// cache asynchronously on a cluster (docs/bridge.md, "Revocation and expiry").
+export async function untilRefused({username, password}) {
+  const auth = 'Basic ' + Buffer.from(`${username}:${password}`).toString('base64');
+  await until(`CouchDB refusing ${username}`, async () => {
+    const answer = await fetch(`${config.couch}/_session`, {headers: {Authorization: auth}});
+    return answer.status === 401 || !((await answer.json()).userCtx || {}).name;
+  });
+}

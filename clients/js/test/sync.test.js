@@ -6,7 +6,7 @@ import {existsSync, readdirSync} from 'node:fs';
 import {test} from 'node:test';
 
 import {Device, DeviceRevoked, formatUtc} from '../src/index.js';
-import {A, PouchDB, SICK, VITALS, admin, config, enrolled, until, withoutMeta} from './helpers.js';
+import {A, PouchDB, SICK, VITALS, admin, config, enrolled, until, untilRefused, withoutMeta} from './helpers.js';
 
 const doc = async (db, id) => (await admin(`/${db}/${encodeURIComponent(id)}`)).body;
 
@@ -23,6 +23,7 @@ test('live replication renews its credentials through the bridge on 401 and resu
     const {username, password} = device.session;
     const user = await admin(`/_users/org.couchdb.user:${encodeURIComponent(username)}`, {expect: 200});
     await admin(`/_users/org.couchdb.user:${encodeURIComponent(username)}?rev=${user.body._rev}`, {method: 'DELETE', expect: 200});
+    await untilRefused({username, password});
     const second = await device.newRecord(A, 'observation', {...VITALS, pulse: 80});
     const onServer = await until('the second record on the server', async () => {
       const found = await doc(A, second._id);
@@ -47,6 +48,7 @@ test('a revoked device hears it at its next sync and wipes itself: keys, credent
   const revoked = await fetch(`${config.bridge}/v1/devices/${device.deviceId}`, {
     method: 'DELETE', headers: {Authorization: `Bearer ${config.tokens.nurse4}`}});
   assert.equal(revoked.status, 200, await revoked.text());
+  await untilRefused(device.session);
   const wiped = [];
   device.on('wiped', (w) => wiped.push(w));
   await assert.rejects(device.sync(A), (err) => err instanceof DeviceRevoked && err.code === 'device.revoked');
@@ -64,6 +66,7 @@ test('a live replication of a revoked device stops and says so, never a silent r
   const stopped = new Promise((resolve) => device.on('stopped', resolve));
   await fetch(`${config.bridge}/v1/devices/${device.deviceId}`, {
     method: 'DELETE', headers: {Authorization: `Bearer ${config.tokens.nurse5}`}});
+  await untilRefused(device.session);
   await device.newRecord(A, 'observation', VITALS).catch(() => {});  // makes the push try
   const why = await Promise.race([stopped, new Promise((_, no) => setTimeout(() => no(new Error('no stop within 30 s')), 30000))]);
   assert.equal(why.reason, 'revoked');
