@@ -44,11 +44,12 @@ test('a revoked device hears it at its next sync and wipes itself: keys, credent
   await device.newRecord(A, 'observation', VITALS);
   await device.sync(A);
   const unsent = await device.newRecord(A, 'observation', {...VITALS, pulse: 90});
+  const credentials = {...device.session};
   assert.ok(readdirSync(device.prefixForTest).length >= 2);
   const revoked = await fetch(`${config.bridge}/v1/devices/${device.deviceId}`, {
     method: 'DELETE', headers: {Authorization: `Bearer ${config.tokens.nurse4}`}});
   assert.equal(revoked.status, 200, await revoked.text());
-  await untilRefused(device.session);
+  await untilRefused(credentials);
   const wiped = [];
   device.on('wiped', (w) => wiped.push(w));
   await assert.rejects(device.sync(A), (err) => err instanceof DeviceRevoked && err.code === 'device.revoked');
@@ -64,9 +65,10 @@ test('a live replication of a revoked device stops and says so, never a silent r
   const device = await enrolled('nurse5');
   const live = await device.live(A);
   const stopped = new Promise((resolve) => device.on('stopped', resolve));
+  const credentials = {...device.session};  // the live replication may hear it first and wipe
   await fetch(`${config.bridge}/v1/devices/${device.deviceId}`, {
     method: 'DELETE', headers: {Authorization: `Bearer ${config.tokens.nurse5}`}});
-  await untilRefused(device.session);
+  await untilRefused(credentials);
   await device.newRecord(A, 'observation', VITALS).catch(() => {});  // makes the push try
   const why = await Promise.race([stopped, new Promise((_, no) => setTimeout(() => no(new Error('no stop within 30 s')), 30000))]);
   assert.equal(why.reason, 'revoked');
