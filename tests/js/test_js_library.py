@@ -26,4 +26,8 @@ def test_node(name: str, js_config: Callable[..., Path]) -> None:
     done = run_node(["--test", "--test-force-exit", "--test-reporter=spec", f"test/{name}"],
                     js_config())
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    # What the tests measured (t.diagnostic), for pytest -s.
+    for line in done.stdout.splitlines():
+        if " ms" in line and line.lstrip().startswith("ℹ") and "duration_ms" not in line:
+            print(f"{name}: {line.strip()}")
     assert "# fail 0" in done.stdout or "ℹ fail 0" in done.stdout, done.stdout[-3000:]
