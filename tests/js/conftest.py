@@ -1,37 +1,23 @@
 """The JavaScript device (clients/js/) against the real servers of the suite: the session's
 CouchDB-protocol server (embedded, or Apache CouchDB 3.5 with ``COUCHDB_URL``) and a real
-bridge (tests/bridge/conftest.py). pytest starts them and hands ``node --test`` (and the
+bridge (tests/helpers/bridges.py). pytest starts them and hands ``node --test`` (and the
 browser tests) one JSON file saying where they are, with identity tokens minted by the test
 identity provider; nothing is mocked."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from carecouch.embedded import project_root
 from carecouch.ids import caseload_db
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.conftest import bridge as bridge  # noqa: F401  (fixtures, re-exported)
-from tests.bridge.conftest import bridge_env as bridge_env  # noqa: F401
-from tests.bridge.conftest import world as world  # noqa: F401
-from tests.conftest import Server
+from tests.helpers.bridges import BridgeServer, World
+from tests.helpers.server import Server
 
-CLIENT = project_root() / "clients" / "js"
-TOKEN_LIFETIME = 3600
-
-
-def npm_ci_done() -> None:
-    """The library's own dependencies (clients/js/package-lock.json), installed by ./dev."""
-    if not (CLIENT / "node_modules" / "pouchdb").is_dir():
-        pytest.fail("clients/js has no node_modules: run ./dev install", pytrace=False)
+from .support import TOKEN_LIFETIME, npm_ci_done
 
 
 @pytest.fixture(scope="session")
@@ -63,12 +49,3 @@ def js_config(server: Server, bridge: BridgeServer, world: World,
         return path
 
     return write
-
-
-def run_node(args: list[str], config: Path, timeout: int = 240) -> subprocess.CompletedProcess[str]:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail("node is not installed (Node.js 20 or newer)", pytrace=False)
-    env = {**os.environ, "CARECOUCH_JS_TEST_CONFIG": str(config)}
-    return subprocess.run([node, *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=CLIENT, env=env)

@@ -29,11 +29,11 @@ from mobile_stub import enrolment
 from mobile_stub.crypto import KdfParams
 from mobile_stub.session import BridgeSession
 from mobile_stub.store import DeviceStore
-from tests.bridge.conftest import BridgeServer, World
-from tests.conftest import Server
-from tests.device.conftest import FAST_KDF, PASSPHRASE, exclusive_record
+from tests.helpers.bridges import BridgeServer, World
+from tests.helpers.devices import FAST_KDF, PASSPHRASE, exclusive_record
+from tests.helpers.server import Server
 
-from .conftest import CLIENT, npm_ci_done
+from .support import CLIENT, npm_ci_done
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCRIPT = CLIENT / "test" / "browser" / "app_browser.js"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CLIENT, run_node
+from .support import CLIENT, run_node
 
 FILES = sorted(p.name for p in (CLIENT / "test").glob("*.test.js"))
 
