@@ -172,14 +172,20 @@ const context = await chromium.launchPersistentContext(args.profile, {
 const results = [];
 const errors = [];
 let failure = null;
+const consoleErrors = [];  // offline fetches log here by design: shown only on a failure
+let page = null;
 try {
-  const page = context.pages()[0] || await context.newPage();
+  page = context.pages()[0] || await context.newPage();
   page.on('pageerror', (err) => errors.push(String(err)));
+  page.on('console', (msg) => { if (msg.type() === 'error') consoleErrors.push(msg.text()); });
   for (const step of args.steps) {
     results.push({op: step.op, ...(await run(page, context, step))});
   }
 } catch (err) {
-  failure = `${err.message}`;
+  // What the clinician would see at that moment says why a step timed out.
+  const shown = page ? await page.textContent('#message').catch(() => null) : null;
+  failure = `${err.message}${shown ? ` (the app says: ${shown.trim()})` : ''}` +
+    (consoleErrors.length ? `; console: ${consoleErrors.slice(-5).join(' | ')}` : '');
 } finally {
   await context.close();
 }
