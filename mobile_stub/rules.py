@@ -32,9 +32,9 @@ from typing import Any
 
 from carecouch.ddocs import MAIN_DDOC_ID, canonical_json
 from carecouch.records import Registry
+from carecouch.revs import revisions_object
 from carecouch.rules import Refusal, Rules, shipped_rules
 
-from . import revtree
 from .errors import RecordRefused
 from .store.device import DeviceStore
 from .store.documents import Doc, LocalDatabase
@@ -122,7 +122,7 @@ class DeviceRules:
         edit = local.plan_edit(doc)
         history = [edit.rev, *(local.history(edit.doc_id, edit.parent) if edit.parent else [])]
         new_doc: Doc = {**edit.body, "_id": edit.doc_id, "_rev": edit.rev,
-                        "_revisions": revtree.revisions_object(history)}
+                        "_revisions": revisions_object(history)}
         if edit.deleted:
             new_doc["_deleted"] = True
         old_doc = _stubbed(local.get(edit.doc_id, edit.parent)) if edit.parent else None

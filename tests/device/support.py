@@ -9,7 +9,7 @@ from typing import Any
 from carecouch.couch import CouchClient, Database
 from carecouch.errors import CouchError, CouchUnauthorized
 from carecouch.ids import USERS_DB, user_doc_id
-from mobile_stub.revtree import revisions_object
+from carecouch.revs import revisions_object
 from mobile_stub.store import LocalDatabase
 
 # doc id -> leaf rev -> {"deleted": bool, "revisions": _revisions, "body": fields}
