@@ -102,11 +102,17 @@ def new_record_id(registry: Registry, record_type: str, owner: str) -> str:
     return f"{record_type}:{owner}:{suffix}"
 
 
+def parse_refusal(reason: str) -> tuple[str, str]:
+    """A record rule's refusal, ``"<code>: <message>"`` (common.js refuse), as ``(code,
+    message)``; ``("", reason)`` for a reason of another form (a server's own error). The one
+    place that reads the form."""
+    head, sep, message = reason.partition(": ")
+    return (head, message) if sep and " " not in head else ("", reason)
+
+
 def refusal_code(reason: str) -> str:
-    """The stable code of a record rule's refusal, ``"<code>: <message>"`` (common.js
-    refuse); ``""`` for a reason of another form (a server's own error)."""
-    head, sep, _ = reason.partition(": ")
-    return head if sep and " " not in head else ""
+    """The stable code of a record rule's refusal (:func:`parse_refusal`); ``""`` if none."""
+    return parse_refusal(reason)[0]
 
 
 _ABSENT = object()
