@@ -31,7 +31,7 @@ from .ids import (
     scoped_role,
 )
 from .policy_file import PolicyError, Reader, format_duration, line_of
-from .records import Registry, load_registry
+from .records import SUBJECT_PATTERN, Registry, load_registry
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 RULE_KEYS = ("name", "users", "groups", "clinical_roles", "caseloads", "teams", "record_types",
@@ -457,9 +457,7 @@ class _Parser:
 
 
 def _subject(value: str) -> str:
-    # The same form the record rules require of `subject` (envelope.js).
-    if not (1 <= len(value) <= 64) or any(not (c.isascii() and (c.isalnum() or c in "._:-"))
-                                          for c in value):
+    if not SUBJECT_PATTERN.fullmatch(value):  # the form the record rules require of `subject`
         raise ValueError(f"bad patient id {value!r}: use letters, digits and '.', '_', ':', '-'")
     return value
 

@@ -83,6 +83,13 @@ class Registry:
         return sorted(name for name, spec in self.types.items() if spec.writable_with(roles))
 
 
+# The record rules' own patterns, for Python that checks a value before the rules see it (the
+# bridge's inputs, the policy's pinned subjects, a new record's id). The JS is the source of
+# truth; tests/test_record_patterns.py keeps each copy equal to it. Use with fullmatch.
+# envelope.js SUBJECT: a patient id as a record's ``subject`` holds it.
+SUBJECT_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# common.js ID_SUFFIX: the uuid part of a record id.
+RECORD_ID_SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9-]{8,64}")
 # common.js ID_OWNER: a CouchDB account name (a user, or a device session "<user>~<device>").
 RECORD_OWNER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+~-]{0,199}")
 
