@@ -13,7 +13,7 @@ import click
 
 from carecouch.policy import Grant, load_policy
 from carecouch.policy_file import format_duration
-from carecouch.registry import Registry
+from carecouch.registry import CaseloadRegistry
 from carecouch.working_set import Scope, grant_scope, over_limits
 
 from .context import AppContext, pass_app
@@ -62,7 +62,7 @@ def explain(app: AppContext, user: str, groups: tuple[str, ...], policy_file: Pa
     Reads the caseloads (and their teams) from the registry on the server.
     """
     loaded = load_policy(policy_file)
-    grant = loaded.evaluate(user, groups, Registry(app.client).caseloads())
+    grant = loaded.evaluate(user, groups, CaseloadRegistry(app.client).caseloads())
     scopes = grant_scope(app.client, grant, loaded.registry, datetime.now(UTC))
     if as_json:
         echo_json({"policy_version": loaded.version, **grant.as_json(),

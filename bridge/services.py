@@ -27,9 +27,8 @@ from carecouch.ids import BRIDGE_ROLE, USERS_DB, user_doc_id
 from carecouch.nonces import NonceStore
 from carecouch.policy import Policy, PolicyError, load_policy
 from carecouch.provenance import BRIDGE_SIGNER
-from carecouch.records import Registry as RecordRegistry
-from carecouch.records import load_registry
-from carecouch.registry import Registry
+from carecouch.records import Registry, load_registry
+from carecouch.registry import CaseloadRegistry
 from carecouch.signer_keys import publish_bridge_key
 from carecouch.signing import Signer
 
@@ -46,7 +45,7 @@ class PolicyStore:
     """The last good policy; re-read when the file's mtime or size changes. A bad edit is
     logged and reported on /healthz, and the bridge keeps serving the previous policy."""
 
-    def __init__(self, path: Path, registry: RecordRegistry) -> None:
+    def __init__(self, path: Path, registry: Registry) -> None:
         self.path = path
         self.registry = registry
         self._lock = threading.Lock()
@@ -102,7 +101,7 @@ class Services:
     admin: CouchClient
     couch: CouchClient  # as the bridge's own CouchDB user
     policy: PolicyStore
-    records: RecordRegistry
+    records: Registry
     signer: Signer
     identity: IdentityVerifier
     limiter: RateLimiter
@@ -110,14 +109,14 @@ class Services:
     devices: DeviceRegistry = field(init=False)
     nonces: NonceStore = field(init=False)
     credentials: CredentialStore = field(init=False)
-    caseloads: Registry = field(init=False)
+    caseloads: CaseloadRegistry = field(init=False)
     reaper: Reaper | None = None
 
     def __post_init__(self) -> None:
         self.devices = DeviceRegistry(self.admin)
         self.nonces = NonceStore(self.admin)
         self.credentials = CredentialStore(self.admin)
-        self.caseloads = Registry(self.admin)
+        self.caseloads = CaseloadRegistry(self.admin)
 
     def audit(self, actor: str) -> AuditLog:
         return AuditLog(self.admin, actor)

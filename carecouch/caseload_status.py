@@ -16,7 +16,7 @@ from .errors import CarecouchError, CouchNotFound
 from .ids import caseload_db, check_caseload_id
 from .parallel import DEFAULT_WORKERS, map_parallel
 from .provisioning import CaseloadNotFound, Tick
-from .registry import Registry
+from .registry import CaseloadRegistry
 from .security import caseload_security, same_security
 
 SHORT_HASH = 8
@@ -56,7 +56,7 @@ def list_caseloads(client: CouchClient, desired: dict[str, Doc], *,
 
 def registered(client: CouchClient, *, statuses: Sequence[str] = ()) -> list[CaseloadStatus]:
     """The registry's caseloads (one request), before :func:`fill` reads their databases."""
-    records = Registry(client).caseloads()
+    records = CaseloadRegistry(client).caseloads()
     return [_from_record(r) for _, r in sorted(records.items())
             if not statuses or r.get("status") in statuses]
 
@@ -65,7 +65,7 @@ def show_caseload(client: CouchClient, caseload_id: str,
                   desired: dict[str, Doc]) -> CaseloadStatus:
     """One caseload in detail; also finds a database the registry does not know."""
     caseload_id = check_caseload_id(caseload_id)
-    record = Registry(client).caseload(caseload_id)
+    record = CaseloadRegistry(client).caseload(caseload_id)
     if record is not None:
         row = _from_record(record)
     else:

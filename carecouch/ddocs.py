@@ -16,7 +16,7 @@ from typing import Any
 
 from .couch import Doc
 from .errors import CarecouchError
-from .records import REGISTRY_FILE, RegistryError, parse_registry
+from .records import RECORD_TYPES_FILE, RegistryError, parse_registry
 
 COUCH_DIR_VARIABLE = "CARECOUCH_COUCH_DIR"
 MAIN_DDOC = "carecouch"
@@ -24,8 +24,6 @@ MAIN_DDOC_ID = f"_design/{MAIN_DDOC}"
 # The replication filter a device pulls its working set through (filters/device.js).
 DEVICE_FILTER_NAME = "device"
 DEVICE_FILTER = f"{MAIN_DDOC}/{DEVICE_FILTER_NAME}"
-# The record-type registry lives beside the rules that read it (docs/design.md, "Records").
-RECORD_TYPES_FILE = REGISTRY_FILE
 BUILTIN_REDUCERS = frozenset({"_count", "_sum", "_stats"})
 # Keys that are not content: CouchDB's own, and the version stamp we add.
 _NOT_CONTENT = frozenset({"_id", "_rev", "carecouch"})

@@ -21,7 +21,7 @@ from .fleet import DAY_PREFIX, FleetStore, audit_design, install_design
 from .fleet_rollup import activity_rows, report_rows
 from .ids import caseload_db
 from .parallel import map_parallel
-from .registry import Registry
+from .registry import CaseloadRegistry
 from .security import ensure_admin_only_db
 
 AUDIT_DB = "carecouch_audit"
@@ -204,7 +204,7 @@ def take_samples(client: CouchClient, store: FleetStore, now: datetime | None = 
                  ) -> dict[str, int]:
     """Record what CouchDB says of every active caseload now (its conflicted records), as
     this hour's sample; the bridge does it hourly, ``carecouch fleet sample`` on demand."""
-    active = sorted(c for c, r in Registry(client).caseloads().items()
+    active = sorted(c for c, r in CaseloadRegistry(client).caseloads().items()
                     if r.get("status") == "active")
     counts = {c: n for c, n in live_conflicts(client, active).items() if n is not None}
     store.record_samples(counts, now)

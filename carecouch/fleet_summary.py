@@ -27,7 +27,7 @@ from .devices import DEVICE_PREFIX
 from .fleet import FleetStore
 from .fleet_read import ALL, FleetReads, Syncs, live_conflicts, read_window
 from .ids import member_role
-from .registry import REGISTRY_DB, Registry
+from .registry import REGISTRY_DB, CaseloadRegistry
 
 DEFAULT_SILENT_AFTER = timedelta(days=1)
 DEFAULT_WINDOW = timedelta(days=7)
@@ -202,7 +202,7 @@ def fleet_summary(client: CouchClient, store: FleetStore, *, caseloads: Sequence
     (every active caseload, or those asked for) and for the fleet, from ``since``."""
     now = now or datetime.now(UTC)
     since = since or now - DEFAULT_WINDOW
-    active = sorted(c for c, r in Registry(client).caseloads().items()
+    active = sorted(c for c, r in CaseloadRegistry(client).caseloads().items()
                     if r.get("status") == "active")
     scope = sorted(set(caseloads)) if caseloads else active
     reads = read_window(store, since, now, scope if caseloads else ())

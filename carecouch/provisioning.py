@@ -30,7 +30,7 @@ from .errors import CarecouchError
 from .ids import caseload_db, check_caseload_id
 from .manifest import CaseloadSpec
 from .parallel import DEFAULT_WORKERS, map_parallel
-from .registry import Registry, caseload_record, same_record
+from .registry import CaseloadRegistry, caseload_record, same_record
 from .security import admin_only, caseload_security, same_security
 
 Tick = Callable[[], None]
@@ -138,7 +138,7 @@ class Provisioner:
     def __init__(self, client: CouchClient, *, couch_dir: Path | None = None,
                  actor: str | None = None, workers: int = DEFAULT_WORKERS) -> None:
         self.client = client
-        self.registry = Registry(client)
+        self.registry = CaseloadRegistry(client)
         self.audit = AuditLog(client, actor or default_actor(client))
         self.workers = workers
         self.couch_dir = couch_dir

@@ -22,7 +22,8 @@ from .errors import CarecouchError
 CLASSES = ("append-only", "mergeable", "exclusive")
 FIELD_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object",
                          "datetime"})
-REGISTRY_FILE = "record_types.json"
+# The record-type registry lives beside the rules that read it (docs/design.md, "Records").
+RECORD_TYPES_FILE = "record_types.json"
 DERIVE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -167,7 +168,7 @@ def same_json(a: Any, b: Any) -> bool:
 def default_registry_path() -> Path:
     from .ddocs import default_couch_dir  # the couch dir setting lives there
 
-    return default_couch_dir() / "validate_functions" / REGISTRY_FILE
+    return default_couch_dir() / "validate_functions" / RECORD_TYPES_FILE
 
 
 def load_registry(path: Path | None = None) -> Registry:

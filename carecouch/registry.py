@@ -67,7 +67,7 @@ def same_record(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> bool:
             == {k: v for k, v in b.items() if k not in ignore})
 
 
-class Registry:
+class CaseloadRegistry:
     def __init__(self, client: CouchClient) -> None:
         self.client = client
         self.db = client.db(REGISTRY_DB)

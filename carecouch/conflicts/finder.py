@@ -16,7 +16,7 @@ from carecouch.errors import CarecouchError, CouchForbidden, CouchNotFound, Couc
 from carecouch.ids import caseload_db, check_caseload_id
 from carecouch.parallel import DEFAULT_WORKERS, map_parallel
 from carecouch.records import Registry
-from carecouch.registry import Registry as CaseloadRegistry
+from carecouch.registry import CaseloadRegistry
 
 from .branches import Conflict, missing, read_many
 from .errors import RecordNotFound
