@@ -14,7 +14,7 @@ import click
 
 from carecouch import prompts
 from carecouch.caseload_status import CaseloadStatus, fill, registered, show_caseload
-from carecouch.ddocs import COUCH_DIR_VARIABLE
+from carecouch.config import COUCH_DIR_VARIABLE
 from carecouch.ids import InvalidCaseloadId, caseload_db, check_caseload_id
 from carecouch.manifest import load_manifest
 from carecouch.parallel import DEFAULT_WORKERS

@@ -25,8 +25,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .clock import format_utc, parse_utc
+from .config import default_couch_dir
 from .couch import CouchClient, Database, Doc
-from .ddocs import assemble, default_couch_dir
+from .ddocs import assemble
 from .errors import CarecouchError, ConfigError, CouchConflict, CouchNotFound
 from .security import ensure_admin_only_db
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import default_couch_dir
 from .errors import CarecouchError
 
 CLASSES = ("append-only", "mergeable", "exclusive")
@@ -166,8 +167,6 @@ def same_json(a: Any, b: Any) -> bool:
 
 
 def default_registry_path() -> Path:
-    from .ddocs import default_couch_dir  # the couch dir setting lives there
-
     return default_couch_dir() / "validate_functions" / RECORD_TYPES_FILE
 
 

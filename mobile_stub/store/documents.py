@@ -12,16 +12,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from carecouch.revs import Leaf, new_rev, revisions_object, winning_leaf
 from carecouch.revs import conflicts as losing_leaves
 
 from ..errors import DocumentNotFound, LocalConflict
+from .access import StoreAccess
 from .schema import NOW_SQL
-
-if TYPE_CHECKING:
-    from .device import DeviceStore
 
 Doc = dict[str, Any]
 
@@ -82,7 +80,7 @@ class Edit:
 class LocalDatabase:
     """Documents of one replicated database inside a :class:`DeviceStore`."""
 
-    def __init__(self, store: DeviceStore, db_id: int, name: str, server_url: str,
+    def __init__(self, store: StoreAccess, db_id: int, name: str, server_url: str,
                  filter_json: str | None) -> None:
         self.store = store
         self.id = db_id

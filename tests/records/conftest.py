@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from carecouch.config import default_couch_dir
 from carecouch.couch import CouchClient, Database
-from carecouch.ddocs import default_couch_dir
 from carecouch.ids import caseload_db, member_role
 from carecouch.provisioning import Provisioner
 from carecouch.records import RECORD_TYPES_FILE
