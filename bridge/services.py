@@ -23,7 +23,7 @@ from carecouch.couch import CouchClient, Doc
 from carecouch.credentials import CredentialStore
 from carecouch.devices import DeviceRegistry
 from carecouch.errors import ConfigError, CouchUnauthorized
-from carecouch.ids import BRIDGE_ROLE, USERS_DB, user_doc_id
+from carecouch.ids import BRIDGE_ROLE, user_doc_id
 from carecouch.nonces import NonceStore
 from carecouch.policy import Policy, PolicyError, load_policy
 from carecouch.provenance import BRIDGE_SIGNER
@@ -186,15 +186,14 @@ def _prepare_couchdb(built: Services) -> None:
             return
     except CouchUnauthorized:
         pass  # not created yet, or another password: (re)write it below
-    users = built.admin.db(USERS_DB)
-    existing = users.get_or_none(user_doc_id(settings.bridge_user)) or {}
+    existing = built.admin.get_user(settings.bridge_user) or {}
     if existing and existing.get("roles") != [BRIDGE_ROLE]:
         # Someone's account (or a device session) of that name: taking it over would hand
         # its owner the bridge's role, or the bridge theirs.
         raise ConfigError(f"CARECOUCH_BRIDGE_COUCHDB_USER: CouchDB user {settings.bridge_user}"
                           " exists and is not the bridge's (its roles are "
                           f"{existing.get('roles')}); choose another name")
-    users.put({**existing, "_id": user_doc_id(settings.bridge_user), "type": "user",
+    built.admin.put_user({**existing, "_id": user_doc_id(settings.bridge_user), "type": "user",
                "name": settings.bridge_user, "roles": [BRIDGE_ROLE],
                "password": settings.bridge_password})
     # CouchDB refreshes its authentication cache asynchronously.

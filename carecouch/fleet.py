@@ -305,14 +305,8 @@ class FleetStore:
 
     def statuses(self) -> dict[str, Doc]:
         """Every device's status document, by device id (one read)."""
-        response = self.client.request(
-            "GET", f"{self.status_db.path}/_all_docs", ok=(404,),
-            params={"startkey": STATUS_PREFIX, "endkey": STATUS_PREFIX + "\ufff0",
-                    "include_docs": True})
-        if response.status_code == 404:
-            return {}
-        return {str(row["doc"]["device"]): row["doc"] for row in response.json()["rows"]
-                if isinstance(row.get("doc"), dict) and "device" in row["doc"]}
+        return {str(doc["device"]): doc for doc in self.status_db.docs_with_prefix(STATUS_PREFIX)
+                if "device" in doc}
 
     # -- what CouchDB says of caseloads ---------------------------------------------------
 

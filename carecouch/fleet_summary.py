@@ -63,12 +63,8 @@ class DeviceRow:
 
 
 def _registry_devices(client: CouchClient) -> dict[str, Doc]:
-    response = client.request("GET", f"{REGISTRY_DB}/_all_docs", ok=(404,), params={
-        "startkey": DEVICE_PREFIX, "endkey": DEVICE_PREFIX + "\ufff0", "include_docs": True})
-    if response.status_code == 404:
-        return {}
-    return {str(r["doc"]["id"]): r["doc"] for r in response.json()["rows"]
-            if isinstance(r.get("doc"), dict) and r["doc"].get("type") == "device"}
+    return {str(doc["id"]): doc for doc in client.db(REGISTRY_DB).docs_with_prefix(DEVICE_PREFIX)
+            if doc.get("type") == "device"}
 
 
 def fleet_devices(client: CouchClient, store: FleetStore, *, now: datetime | None = None,

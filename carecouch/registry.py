@@ -87,13 +87,7 @@ class CaseloadRegistry:
 
     def caseloads(self) -> dict[str, Doc]:
         """Every caseload record, keyed by caseload id, in one request (``{}`` before first use)."""
-        response = self.client.request(
-            "GET", f"{self.db.path}/_all_docs", ok=(404,),
-            params={"startkey": _PREFIX, "endkey": _PREFIX + "\ufff0", "include_docs": True})
-        if response.status_code == 404:
-            return {}
-        return {row["doc"]["id"]: row["doc"] for row in response.json()["rows"]
-                if isinstance(row.get("doc"), dict) and "id" in row["doc"]}
+        return {doc["id"]: doc for doc in self.db.docs_with_prefix(_PREFIX) if "id" in doc}
 
     def caseloads_for(self, ids: Iterable[str], teams: Iterable[str]) -> dict[str, Doc]:
         """The caseload records named in ``ids`` and those of ``teams``, keyed by caseload id:
