@@ -46,14 +46,6 @@ class CaseloadStatus:
         return asdict(self)
 
 
-def list_caseloads(client: CouchClient, desired: dict[str, Doc], *,
-                   statuses: Sequence[str] = (), workers: int = DEFAULT_WORKERS,
-                   tick: Tick | None = None) -> list[CaseloadStatus]:
-    """Every caseload in the registry (optionally only some statuses), sorted by id."""
-    return fill(client, registered(client, statuses=statuses), desired, workers=workers,
-                tick=tick)
-
-
 def registered(client: CouchClient, *, statuses: Sequence[str] = ()) -> list[CaseloadStatus]:
     """The registry's caseloads (one request), before :func:`fill` reads their databases."""
     records = CaseloadRegistry(client).caseloads()

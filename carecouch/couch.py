@@ -335,9 +335,6 @@ class Database:
     def compact(self) -> None:
         self.client.request("POST", self._p("_compact"), json_body={})
 
-    def view_cleanup(self) -> None:
-        self.client.request("POST", self._p("_view_cleanup"), json_body={})
-
     # -- documents ------------------------------------------------------------------------
 
     def get(self, doc_id: str, **params: Any) -> Doc:

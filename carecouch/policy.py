@@ -30,7 +30,7 @@ from .ids import (
     member_role,
     scoped_role,
 )
-from .policy_file import PolicyError, Reader, format_duration, line_of
+from .policy_file import PolicyError, Reader, line_of
 from .records import SUBJECT_PATTERN, Registry, load_registry
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
@@ -460,7 +460,3 @@ def _subject(value: str) -> str:
     if not SUBJECT_PATTERN.fullmatch(value):  # the form the record rules require of `subject`
         raise ValueError(f"bad patient id {value!r}: use letters, digits and '.', '_', ':', '-'")
     return value
-
-
-def describe_lifetime(seconds: int) -> str:
-    return format_duration(seconds)

@@ -61,10 +61,6 @@ class PolicyRefused(DeviceError, PermissionError):
     """The device's policy (the bridge's signed snapshot, a lease token) does not allow this."""
 
 
-class FilterUnsupported(DeviceError):
-    """The server cannot run the replication filter handed out (e.g. ``_selector``)."""
-
-
 class RejectionNotFound(DeviceError, KeyError):
     __str__ = DeviceError.__str__
 
