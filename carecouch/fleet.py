@@ -30,6 +30,7 @@ from .couch import CouchClient, Database, Doc
 from .ddocs import assemble
 from .errors import CarecouchError, ConfigError, CouchConflict, CouchNotFound
 from .security import ensure_admin_only_db
+from .sync_states import COMPLETED_STATES, REPORTED_STATES, SyncResult
 
 FLEET_DB = "carecouch_fleet"
 DAY_PREFIX = "carecouch_fleet_"
@@ -46,13 +47,8 @@ FUTURE_TOLERANCE = timedelta(days=1)
 MAX_REPORTS_PER_REQUEST = 100
 CASELOAD_DB_PREFIX = "caseload_"
 
-# The device's report states (mobile_stub/replication/status.py), without "offline": a
-# device in offline mode sends nothing and records nothing. "released": the caseload left the
-# device's working set and its records left the device, as the policy asked.
-STATES = ("ok", "released", "unauthorized", "forbidden", "unreachable", "policy",
-          "filter_unsupported", "failed")
-COMPLETED = ("ok", "released")
-RESULTS = ("ok", "refused", "stopped")
+STATES = REPORTED_STATES
+RESULTS = tuple(SyncResult)
 REPORT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 REFUSAL_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]{0,99}$")
@@ -156,8 +152,8 @@ def check_report(data: Any) -> Doc:
         doc[name] = _count(data, name)
     for name in EXPIRIES:
         doc[name] = _time(data, name)
-    doc["result"] = ("stopped" if doc["state"] not in COMPLETED
-                     else "refused" if doc["refused"] else "ok")
+    doc["result"] = (SyncResult.STOPPED if doc["state"] not in COMPLETED_STATES
+                     else SyncResult.REFUSED if doc["refused"] else SyncResult.OK)
     return doc
 
 

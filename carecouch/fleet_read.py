@@ -23,6 +23,7 @@ from .ids import caseload_db
 from .parallel import map_parallel
 from .registry import CaseloadRegistry
 from .security import ensure_admin_only_db
+from .sync_states import SyncResult
 
 AUDIT_DB = "carecouch_audit"
 ALL = ""  # the key of the whole fleet in per-caseload maps
@@ -41,7 +42,7 @@ class Syncs:
     def add(self, result: str, bucket: int, stats: Doc) -> None:
         count = int(stats["count"])
         self.results[result] = self.results.get(result, 0) + count
-        if result == "stopped":
+        if result == SyncResult.STOPPED:
             return
         kept = self.buckets.get(bucket)
         if kept is None:
@@ -83,8 +84,8 @@ class Syncs:
         return None  # pragma: no cover
 
     def as_json(self) -> dict[str, Any]:
-        return {"syncs": self.total, "ok": self.count("ok"), "refused": self.count("refused"),
-                "stopped": self.count("stopped"), "success_rate": _round(self.success_rate),
+        return {"syncs": self.total, **{str(r): self.count(r) for r in SyncResult},
+                "success_rate": _round(self.success_rate),
                 "p50_ms": _round(self.percentile(0.5), 0),
                 "p95_ms": _round(self.percentile(0.95), 0)}
 

@@ -28,6 +28,7 @@ from .fleet import FleetStore
 from .fleet_read import ALL, FleetReads, Syncs, live_conflicts, read_window
 from .ids import member_role
 from .registry import REGISTRY_DB, CaseloadRegistry
+from .sync_states import SyncResult
 
 DEFAULT_SILENT_AFTER = timedelta(days=1)
 DEFAULT_WINDOW = timedelta(days=7)
@@ -137,7 +138,7 @@ def _judge(row: DeviceRow, now: datetime, silent_after: timedelta) -> None:
     if row.refused:
         reasons.append((2, f"{row.refused} refused write{'s' if row.refused != 1 else ''} "
                            "waiting"))
-    if row.last_result == "stopped":
+    if row.last_result == SyncResult.STOPPED:
         reasons.append((2, f"last sync stopped ({row.last_state})"))
     if row.conflicts:
         reasons.append((1, f"{row.conflicts} conflicted record"

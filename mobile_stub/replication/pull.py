@@ -30,13 +30,14 @@ from typing import Any
 from carecouch.couch import Doc
 from carecouch.errors import CouchBadRequest, CouchNotFound
 from carecouch.revs import rev_pos
+from carecouch.sync_states import SyncState
 
 from ..store.documents import LocalDatabase
 from ..store.replica import IncomingRevision, ReplicaIO
 from .checkpoints import Checkpointer
 from .filters import SELECTOR, ReplicationFilter
 from .remote import RemoteDatabase
-from .status import ReplicationStats, SyncState, SyncStopped
+from .status import ReplicationStats, SyncStopped
 
 
 @dataclass(frozen=True)

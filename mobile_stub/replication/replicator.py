@@ -24,6 +24,7 @@ from carecouch.couch import Timeouts
 from carecouch.ddocs import DEVICE_FILTER, MAIN_DDOC_ID
 from carecouch.errors import CouchError
 from carecouch.records import Registry, load_registry
+from carecouch.sync_states import SyncState
 from carecouch.working_set import urgent_selector
 
 from .. import reports as fleet_reports
@@ -41,7 +42,7 @@ from .ids import Direction, replication_id
 from .pull import Puller, PullOptions
 from .push import Pusher, PushOptions
 from .remote import RemoteDatabase, RetryPolicy
-from .status import SyncReport, SyncState, SyncStopped
+from .status import SyncReport, SyncStopped
 
 
 @dataclass(frozen=True)
