@@ -19,7 +19,7 @@ from carecouch.ids import InvalidCaseloadId, caseload_db, check_caseload_id
 from carecouch.manifest import load_manifest
 from carecouch.parallel import DEFAULT_WORKERS
 from carecouch.provisioning import Plan, Provisioner
-from carecouch.registry import STATUSES
+from carecouch.registry import STATUSES, CaseloadState
 
 from .context import AppContext, pass_app
 from .errors import BadUsage, CommandFailed
@@ -187,7 +187,7 @@ def list_(app: AppContext, statuses: tuple[str, ...], couch_dir: Path | None, wo
 def _status_text(row: CaseloadStatus) -> str:
     if row.error:
         return f"{row.status} (unreadable: {row.error})"
-    if row.status in ("active", "archived") and not row.db_exists:
+    if row.status in (CaseloadState.ACTIVE, CaseloadState.ARCHIVED) and not row.db_exists:
         return f"{row.status} (database missing)"
     if row.security_ok is False:
         return f"{row.status} (security drifted)"

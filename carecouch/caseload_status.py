@@ -16,7 +16,7 @@ from .errors import CarecouchError, CouchNotFound
 from .ids import caseload_db, check_caseload_id
 from .parallel import DEFAULT_WORKERS, map_parallel
 from .provisioning import CaseloadNotFound, Tick
-from .registry import CaseloadRegistry
+from .registry import CaseloadRegistry, CaseloadState
 from .security import caseload_security, same_security
 
 SHORT_HASH = 8
@@ -104,8 +104,8 @@ def _read_db(client: CouchClient, row: CaseloadStatus, desired: dict[str, Doc]) 
     size = sizes.get("file")
     row.size = int(size) if isinstance(size, (int, float)) else None
     row.security = db.get_security()
-    if row.status in ("active", "archived"):
-        wanted = caseload_security(row.id, archived=row.status == "archived")
+    if row.status in (CaseloadState.ACTIVE, CaseloadState.ARCHIVED):
+        wanted = caseload_security(row.id, archived=row.status == CaseloadState.ARCHIVED)
         row.security_ok = same_security(row.security, wanted)
     installed = db.design_docs()
     for ddoc_id, doc in installed.items():

@@ -205,8 +205,7 @@ def take_samples(client: CouchClient, store: FleetStore, now: datetime | None = 
                  ) -> dict[str, int]:
     """Record what CouchDB says of every active caseload now (its conflicted records), as
     this hour's sample; the bridge does it hourly, ``carecouch fleet sample`` on demand."""
-    active = sorted(c for c, r in CaseloadRegistry(client).caseloads().items()
-                    if r.get("status") == "active")
+    active = CaseloadRegistry(client).active_ids()
     counts = {c: n for c, n in live_conflicts(client, active).items() if n is not None}
     store.record_samples(counts, now)
     return counts
