@@ -156,7 +156,7 @@ def test_the_time_window_slides_offline_and_the_old_note_leaves_the_store(
     device.store.set_offline(True)
     report = two_days_on.device(options=fast_options()).sync(field.name())
     assert report.state is SyncState.OFFLINE
-    assert report.removed is not None and report.removed.counts == {working_set.WINDOW: 1}
+    assert report.removed is not None and report.removed.counts == {working_set.Removal.WINDOW: 1}
     assert held(device, field.name()) == {recent}
     assert_gone_from_files(device.store, [b"Quentin-Ravel", older.encode(), *ciphertext])
     # Nothing was written to the server: the note is there, undeleted.
@@ -184,7 +184,7 @@ def test_an_unpinned_patient_and_narrowed_types_leave_the_device(field: Field) -
     device.login()
     report = sync(device, field.name())
     assert report.ok, report.message
-    assert report.removed is not None and report.removed.counts == {working_set.UNPINNED: 1}
+    assert report.removed is not None and report.removed.counts == {working_set.Removal.UNPINNED: 1}
     assert pinned_old not in held(device, field.name())
 
     # The policy narrows the types the device holds: notes go, the care plan stays.
@@ -192,7 +192,7 @@ def test_an_unpinned_patient_and_narrowed_types_leave_the_device(field: Field) -
     device.login()
     report = sync(device, field.name())
     assert report.ok and report.removed is not None
-    assert report.removed.counts == {working_set.TYPE: 1}
+    assert report.removed.counts == {working_set.Removal.TYPE: 1}
     assert held(device, field.name()) == {plan["_id"]}
     assert field.db().get(recent)["text"] == "recent note"  # the server keeps everything
 
@@ -269,7 +269,7 @@ def test_a_record_whose_change_the_server_lacks_stays_until_confirmed(field: Fie
     device.store.set_offline(False)
     report = sync(device, field.name())
     assert report.ok and report.push.docs_written == 1
-    assert report.removed is not None and report.removed.counts == {working_set.TYPE: 1}
+    assert report.removed is not None and report.removed.counts == {working_set.Removal.TYPE: 1}
     assert field.db().get(mine["_id"])["text"] == "Oyelaran visit, written offline"
     assert mine["_id"] not in held(device, field.name())
 
@@ -322,7 +322,7 @@ def test_a_photo_leaves_the_device_after_its_retention_and_comes_back_online(
     soon = working_set.minimise(local, holding, None, datetime.now(UTC) + timedelta(minutes=30))
     assert soon.counts == {}
     later = working_set.minimise(local, holding, None, datetime.now(UTC) + timedelta(hours=2))
-    assert later.counts == {working_set.ATTACHMENTS: 1}
+    assert later.counts == {working_set.Removal.ATTACHMENTS: 1}
     stub = local.get(with_photo)["_attachments"]["wound.jpg"]
     assert stub["stub"] is True and "data" not in stub and stub["length"] == len(image)
     assert local.get(with_photo)["text"] == "wound measured, photo attached"  # the record stays
