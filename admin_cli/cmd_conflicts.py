@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from carecouch import prompts
+from carecouch.cli_support import plural
 from carecouch.clock import utc_now
 from carecouch.conflicts.apply import RESOLVED, AuditSink, Outcome, apply_plans
 from carecouch.conflicts.auto import plan_caseloads
@@ -37,7 +38,7 @@ from .conflicts_render import (
     print_undo,
 )
 from .context import AppContext, pass_app
-from .errors import BadUsage, CommandFailed
+from .errors import BadUsage, CommandFailed, unread
 from .output import echo_json, json_option, note, progress, quiet_option
 
 
@@ -128,7 +129,7 @@ def list_(app: AppContext, caseloads: tuple[str, ...], workers: int, as_json: bo
     for caseload, error in found.errors.items():
         note(f"caseload {caseload} not read: {error}")
     if found.errors:
-        raise SystemExit(1)
+        raise unread(found.errors)
 
 
 @conflicts.command()
@@ -258,11 +259,12 @@ def auto(app: AppContext, caseloads: tuple[str, ...], dry_run: bool, yes: bool,
     if dry_run:
         _report_plans(plans, review, as_json, planned.errors)
         if planned.errors:
-            raise SystemExit(1)
+            raise unread(planned.errors)
         return
     if plans and not yes:
-        note(f"{len(plans)} conflicts to resolve automatically, {len(review)} left for review")
-        _confirm(f"Resolve {len(plans)} conflicts?")
+        note(f"{plural(len(plans), 'conflict')} to resolve automatically, {len(review)} left "
+             "for review")
+        _confirm(f"Resolve {plural(len(plans), 'conflict')}?")
     audit = _audit(app)
     outcomes: list[Outcome] = []
     with progress(len(plans), "resolving", quiet=quiet) as tick:
@@ -282,9 +284,10 @@ def auto(app: AppContext, caseloads: tuple[str, ...], dry_run: bool, yes: bool,
     if audit.warning:
         note(f"warning: {audit.warning}")
     if failed:
-        raise CommandFailed(f"{len(failed)} conflicts were not resolved (see above)")
+        were = "was" if len(failed) == 1 else "were"
+        raise CommandFailed(f"{plural(len(failed), 'conflict')} {were} not resolved (see above)")
     if planned.errors:
-        raise CommandFailed(f"{len(planned.errors)} caseloads were not read (see above)")
+        raise unread(planned.errors)
 
 
 def _report_plans(plans: list[Plan], review: list[dict[str, Any]], as_json: bool,
@@ -349,7 +352,8 @@ def undo(app: AppContext, resolution_id: str, caseload: str, reason: str, yes: b
         echo_json({**plan.as_json(), "dry_run": False, "done": True,
                    "audit_warning": audit.warning})
     else:
-        click.echo(f"undid {plan.undone['_id']}: restored {len(plan.restored)} revisions of "
+        click.echo(f"undid {plan.undone['_id']}: restored "
+                   f"{plural(len(plan.restored), 'revision')} of "
                    f"{plan.doc_id} (record {plan.record['_id']})")
         for item in plan.notes:
             note(f"note: {item}")

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from carecouch.cli_support import plural
 from carecouch.clock import utc_now
 from carecouch.couch import Timeouts
 from carecouch.ddocs import DEVICE_FILTER, MAIN_DDOC_ID
@@ -155,10 +156,13 @@ class Replicator:
         if removed.released:
             report.state = SyncState.RELEASED
             report.message = (f"the access policy no longer grants {local.name}: its "
-                              f"{removed.total} records were removed from this device")
+                              f"{plural(removed.total, 'record')} "
+                              f"{'was' if removed.total == 1 else 'were'} removed from this "
+                              "device")
         elif not holding.granted and removed.held_back:
-            report.message += (f"; {removed.held_back} records with changes the server has "
-                               "not confirmed are kept on this device")
+            report.message += (f"; {plural(removed.held_back, 'record')} with changes the "
+                               "server has not confirmed "
+                               f"{'is' if removed.held_back == 1 else 'are'} kept on this device")
 
     def sync_all(self, names: list[str] | None = None) -> list[SyncReport]:
         """Sync each database (default: all); once a server has not answered at all, the

@@ -219,7 +219,7 @@ def test_a_caseload_leaving_the_snapshot_leaves_the_store_except_unconfirmed_wor
     second_report = reports[field.name(1)]
     # The unsent note keeps the database; everything else of it is gone.
     assert second_report.state is SyncState.POLICY
-    assert "1 records with changes the server has not confirmed are kept" in \
+    assert "1 record with changes the server has not confirmed is kept" in \
         second_report.message
     assert held(device, field.name(1)) == {mine["_id"]}
     assert_gone_from_files(device.store, [b"Marchbanks", gone.encode(), *ciphertext])
