@@ -15,7 +15,7 @@ import click
 from carecouch import prompts
 from carecouch.cli_support import plural
 from carecouch.clock import utc_now
-from carecouch.conflicts.apply import RESOLVED, AuditSink, Outcome, apply_plans
+from carecouch.conflicts.apply import AuditSink, Outcome, OutcomeStatus, apply_plans
 from carecouch.conflicts.auto import plan_caseloads
 from carecouch.conflicts.branches import read_conflict
 from carecouch.conflicts.diff import inspect
@@ -221,12 +221,12 @@ def resolve(app: AppContext, doc_id: str, caseload: str, keep: str | None,
 def _report_one(outcome: Outcome, audit: AuditSink, as_json: bool) -> None:
     if as_json:
         echo_json({**outcome.as_json(), "audit_warning": audit.warning})
-    elif outcome.status == RESOLVED:
+    elif outcome.status == OutcomeStatus.RESOLVED:
         click.echo(f"resolved {outcome.plan.doc_id}: {outcome.plan.method}, "
                    f"resolution {outcome.plan.resolution_id}")
     if audit.warning:
         note(f"warning: {audit.warning}")
-    if outcome.status != RESOLVED:
+    if outcome.status != OutcomeStatus.RESOLVED:
         raise CommandFailed(f"{outcome.plan.doc_id}: {outcome.message}")
 
 
@@ -271,7 +271,7 @@ def auto(app: AppContext, caseloads: tuple[str, ...], dry_run: bool, yes: bool,
         for caseload in scope:
             mine = [p for p in plans if p.caseload == caseload]
             outcomes += apply_plans(app.client, caseload, mine, audit=audit, tick=tick)
-    failed = [o for o in outcomes if o.status != RESOLVED]
+    failed = [o for o in outcomes if o.status != OutcomeStatus.RESOLVED]
     if as_json:
         echo_json({"dry_run": False, "outcomes": [o.as_json() for o in outcomes],
                    "review": review, "audit_warning": audit.warning,
