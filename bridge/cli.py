@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,7 @@ def serve(host: str, port: int, pid_file: Path | None) -> None:
     click.echo(f"carecouch-bridge serving on {host}:{server.server_port} (pid {os.getpid()})",
                err=True)
     sys.stdout.flush()
+    _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -83,6 +85,17 @@ def serve(host: str, port: int, pid_file: Path | None) -> None:
         app.extensions["carecouch"].close()
         if pid_file is not None:
             pid_file.unlink(missing_ok=True)
+
+
+def _stop_on_signals() -> None:
+    """Stop serving on SIGINT and on SIGTERM (what `docker stop` and service managers send).
+    A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    and Python then leaves it ignored: the bridge would outlive every Ctrl-C and test run."""
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
 
 
 @main.command()

@@ -11,41 +11,26 @@ from __future__ import annotations
 
 import os
 import secrets
-import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
 from carecouch import embedded
 from carecouch.couch import CouchClient, Database
 from carecouch.errors import CouchUnauthorized
+from tests.helpers.server import Server, unique_name
 
-pytest_plugins = ["tests.helpers.fixtures", "tests.helpers.caseloads"]
+# Fixtures every directory uses, each defined once (a conftest defines only its directory's):
+# users; caseload ids and the admin CLI; a bridge and its world; provisioned caseloads and
+# their people.
+pytest_plugins = ["tests.helpers.fixtures", "tests.helpers.caseloads", "tests.helpers.bridges",
+                  "tests.helpers.provisioned"]
 
 # The embedded server's password hashing for the suite: CouchDB's PBKDF2-SHA256 at a cost the
 # suite can pay for its hundreds of users (production pins 600,000 iterations in
 # deploy/couchdb.ini; benchmarks/ measure with that). Against COUCHDB_URL the server's own
 # settings hold, and every test still passes, more slowly.
 TEST_SETTINGS = {"chttpd_auth": {"iterations": "10"}}
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
-    user: str
-    password: str
-    embedded: bool
-    data_dir: Path | None = None
-
-    def check_alive(self) -> None:
-        if not self.embedded or self.data_dir is None:
-            return
-        current, _ = embedded.status(self.data_dir)
-        if current != "running":
-            pytest.fail(f"the embedded server is {current}; its log ends:\n"
-                        f"{embedded.log_tail(self.data_dir, 40)}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -115,11 +100,6 @@ def admin(server: Server) -> Iterator[CouchClient]:
 def anonymous(server: Server) -> Iterator[CouchClient]:
     with CouchClient(server.url) as client:
         yield client
-
-
-def unique_name(prefix: str = "t") -> str:
-    """A database-safe, collision-free name (``t3f9a...``)."""
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import Result
 
-from admin_cli.cmd_caseload import caseload
 from admin_cli.context import AppContext
 from carecouch.audit import AUDIT_DB
 from carecouch.couch import CouchClient
@@ -22,9 +20,9 @@ from carecouch.errors import CouchError
 from carecouch.ids import caseload_db, member_role
 from carecouch.registry import REGISTRY_DB
 from carecouch.security import admin_only, caseload_security
-from tests.conftest import Server
 from tests.helpers.caseloads import audit_entries, registry_record
 from tests.helpers.fixtures import User
+from tests.helpers.server import Server
 
 Run = Callable[..., Result]
 IdFactory = Callable[[], str]
@@ -451,13 +449,3 @@ def test_installed_command_gives_one_line_and_no_traceback(
     assert done.stdout == ""
     assert len(done.stderr.splitlines()) == 1 and done.stderr.startswith(start), done.stderr
     assert "Traceback" not in done.stderr
-
-
-def test_every_caseload_command_has_help() -> None:
-    assert caseload.help
-    assert isinstance(caseload, click.Group)
-    for name, command in caseload.commands.items():
-        assert command.help and len(command.help) > 20, name
-        for param in command.params:
-            if isinstance(param, click.Option):
-                assert param.help, f"{name} {param.name}"

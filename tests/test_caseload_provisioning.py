@@ -20,9 +20,9 @@ from carecouch.security import (
     ensure_admin_only_db,
     same_security,
 )
-from tests.conftest import Server, unique_name
 from tests.helpers.caseloads import audit_entries, registry_record
 from tests.helpers.fixtures import User
+from tests.helpers.server import Server, unique_name
 
 IdFactory = Callable[[], str]
 

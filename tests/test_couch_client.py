@@ -19,8 +19,8 @@ from carecouch.errors import (
     CouchUnreachable,
     error_for_status,
 )
-from tests.conftest import Server, unique_name
 from tests.helpers.fixtures import User
+from tests.helpers.server import Server, unique_name
 
 
 def test_status_mapping_and_stdlib_bases() -> None:

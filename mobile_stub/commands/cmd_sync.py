@@ -76,10 +76,12 @@ def sync(ctx: DeviceContext, database: str | None, continuous: bool, interval: f
     names = [ctx.database(database)] if database else device.store.database_names()
     while True:
         reports = device.sync_all(names)
+        # What the sync did is shown first: a bridge that answers "revoked" next wipes the
+        # store and ends the command, and the clinician must still see what was synced.
+        ctx.emit([r.to_json() for r in reports], _lines(reports))
         if ctx.enrolled() and any(r.reached for r in reports):
             _hear_reviews(ctx)
             _send_reports(ctx)
-        ctx.emit([r.to_json() for r in reports], _lines(reports))
         failed = _summary(reports)
         if not continuous:
             if failed:

@@ -14,18 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.rsa import generate_private_key
 
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import AUDIENCE, ISSUER, DeviceClient, nonce
-
-
-def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"error", "message", "details"}, body
-    assert body["error"] == code, body
-    assert isinstance(body["message"], str) and body["message"] and "\n" not in body["message"]
-    return dict(body)
+from tests.bridge.support import assert_error
+from tests.helpers.bridge_client import AUDIENCE, ISSUER, DeviceClient, nonce
+from tests.helpers.bridges import BridgeServer, World
 
 
 def test_unknown_route_and_wrong_method(bridge: BridgeServer) -> None:

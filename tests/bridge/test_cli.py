@@ -14,9 +14,9 @@ from carecouch.clock import format_utc
 from carecouch.credentials import CredentialStore
 from carecouch.ids import caseload_db, user_doc_id
 from carecouch.provisioning import Provisioner
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import DeviceClient
-from tests.bridge.test_credentials import refused_soon, works
+from tests.bridge.support import refused_soon, works
+from tests.helpers.bridge_client import DeviceClient
+from tests.helpers.bridges import BridgeServer, World
 
 
 def test_list_and_revoke_a_device(run_cli: Callable[..., Result], nurse: DeviceClient,

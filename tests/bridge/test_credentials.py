@@ -13,29 +13,16 @@ from carecouch import revocation
 from carecouch.audit import AuditLog
 from carecouch.couch import CouchClient
 from carecouch.credentials import CredentialStore
-from carecouch.errors import CouchError, CouchUnauthorized
+from carecouch.errors import CouchError
 from carecouch.signing import BadSignature, b64url, b64url_decode, verify_token
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import DeviceClient, assert_documented
-from tests.conformance.support import wait_until
+from tests.bridge.support import refused_soon, works
+from tests.helpers.bridge_client import DeviceClient, assert_documented
+from tests.helpers.bridges import BridgeServer, World
+from tests.helpers.waiting import wait_until
 
 
 def login(server: Any, body: dict[str, Any]) -> CouchClient:
     return CouchClient(server.url, body["username"], body["password"], retries=0)
-
-
-def works(server: Any, username: str, password: str) -> bool:
-    with CouchClient(server.url, username, password, retries=0) as client:
-        try:
-            return client.session()["userCtx"]["name"] == username
-        except CouchUnauthorized:
-            return False
-
-
-def refused_soon(server: Any, body: dict[str, Any], timeout: float = 10) -> bool:
-    """CouchDB evicts a deleted or changed user from its auth cache asynchronously."""
-    return wait_until(lambda: not works(server, body["username"], body["password"]),
-                      timeout=timeout)
 
 
 def public_key(bridge: BridgeServer) -> Any:
@@ -173,6 +160,8 @@ def test_revoking_a_user_deletes_every_credential_and_their_token(
     # A fresh sign-in (a token issued after the revocation) does.
     import time
 
+    # A real wait: the bridge compares the token's iat (whole seconds) with the revocation's
+    # time by its own clock, and refuses a token issued in the future.
     time.sleep(1.1)
     tablets[0].token = bridge.idp.token(user, [world.group("nurses")])
     assert tablets[0].credentials()["username"] == issued[0]["username"]
@@ -256,9 +245,10 @@ def test_expired_credentials_stop_working_within_the_documented_bound(
     body = device.credentials()
     expires = _parse(body["expires_at"]).timestamp()
     assert works(server, body["username"], body["password"])  # before expiry: works
-    while works(server, body["username"], body["password"]):
-        assert time.time() < expires + 1 + 5, "the credential outlived the documented bound"
-        time.sleep(0.1)
+    # The bridge's reaper and CouchDB's auth cache run on the real clock: a real wait.
+    wait_until(lambda: not works(server, body["username"], body["password"]),
+               timeout=expires + 1 + 5 - time.time(),
+               what="the credential stops working (it must not outlive the documented bound)")
     gone_after = time.time() - expires
     assert gone_after > -0.5  # not reaped before it expired
     reaped = AuditLog(world.admin, "t").entries(subject=world.user("nurse6"),
@@ -276,9 +266,8 @@ def test_an_idle_bridge_reaps_too(make_bridge: Any, world: World, server: Any) -
     issued = store.issue(world.user("nurse12"), "idle-tablet", ["clinical:nurse"], 1)
     assert works(server, issued.name, issued.password)
     expires = _parse(issued.expires_at).timestamp()
-    while works(server, issued.name, issued.password):
-        assert time.time() < expires + 1 + 5, "an idle bridge did not reap"
-        time.sleep(0.1)
+    wait_until(lambda: not works(server, issued.name, issued.password),
+               timeout=expires + 1 + 5 - time.time(), what="an idle bridge reaps the credential")
     assert issued.name not in [s.name for s in store.sessions(user=world.user("nurse12"))]
 
 
@@ -349,7 +338,8 @@ def test_couch_errors_from_revoked_sessions_are_401(bridge: BridgeServer, world:
     with login(server, body) as client:
         client.db(db_name).info()
         nurse.call("DELETE", f"/v1/devices/{nurse.device_id}", signed=False)
-        assert wait_until(lambda: _status(client, db_name) == 401, timeout=10)
+        wait_until(lambda: _status(client, db_name) == 401, timeout=10,
+                   what="the server refuses the revoked session")
 
 
 def _status(client: CouchClient, db_name: str) -> int:

@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from bridge.ratelimit import RateLimiter
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import DeviceClient, assert_documented
-from tests.bridge.test_api_errors import assert_error
+from tests.bridge.support import assert_error
+from tests.helpers.bridge_client import DeviceClient, assert_documented
+from tests.helpers.bridges import BridgeServer, World
 
 BAD_TOKEN = {"Authorization": "Bearer not-a-jwt"}
 

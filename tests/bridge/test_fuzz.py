@@ -26,8 +26,8 @@ from schemathesis.checks import (
 )
 
 from carecouch.signing import request_headers
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import DeviceClient
+from tests.helpers.bridge_client import DeviceClient
+from tests.helpers.bridges import BridgeServer, World
 
 
 @pytest.fixture(scope="module")

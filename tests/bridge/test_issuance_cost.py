@@ -18,9 +18,9 @@ from carecouch.couch import CouchClient
 from carecouch.credentials import HASH_ITERATIONS
 from carecouch.ids import user_doc_id
 from carecouch.registry import REGISTRY_DB, CaseloadRegistry
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import DeviceClient
-from tests.conformance.support import call
+from tests.helpers.bridge_client import DeviceClient
+from tests.helpers.bridges import BridgeServer, World
+from tests.helpers.protocol import call
 
 # By request method, every one from the bridge's admin client. A rotation: device + revocation
 # record (POST _all_docs), nonce (PUT), the caseloads of the rule's team (POST view), the user

@@ -18,8 +18,8 @@ from carecouch.couch import CouchClient, Doc
 from carecouch.errors import CouchForbidden
 from carecouch.leases import LeaseError, Leases
 from carecouch.signing import BadSignature, b64url, b64url_decode, verify_token
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import DeviceClient, assert_documented
+from tests.helpers.bridge_client import DeviceClient, assert_documented
+from tests.helpers.bridges import BridgeServer, World
 from tests.helpers.records import now, push, put, read, refusal
 
 ORDER = {"order": "order-77", "description": "Start oral amoxicillin 500 mg TDS for 5 days"}

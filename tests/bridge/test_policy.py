@@ -13,7 +13,7 @@ from click.testing import Result
 
 from carecouch.policy import Policy, PolicyError, load_policy, parse_policy
 from carecouch.records import load_registry
-from tests.bridge.conftest import World
+from tests.helpers.bridges import World
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY = load_registry()

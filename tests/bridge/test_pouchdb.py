@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from tests.bridge.conftest import BridgeServer, World
+from tests.helpers.bridges import BridgeServer, World
 from tests.helpers.records import envelope, now, observation
 
 ROOT = Path(__file__).resolve().parents[2]

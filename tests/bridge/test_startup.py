@@ -4,10 +4,10 @@ fallback); the console script serves and writes its pid file; keys can be genera
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +18,18 @@ from click.testing import CliRunner
 from bridge.app import create_app
 from bridge.cli import main as bridge_cli
 from carecouch.errors import ConfigError
-from tests.bridge.conftest import BridgeEnv, World, bridge_config
+from tests.helpers.bridges import BridgeEnv, World, bridge_config
+from tests.helpers.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def installed(program: str) -> Path:
+    """A console script of the installation this interpreter runs (the venv's bin/, wherever
+    that venv is)."""
+    found = shutil.which(program, path=str(Path(sys.executable).parent))
+    assert found is not None, f"{program} is not installed beside {sys.executable}"
+    return Path(found)
 
 
 @pytest.fixture
@@ -143,10 +152,18 @@ def test_serve_runs_and_writes_its_pid_file(server: Any, bridge_env: BridgeEnv,
     env = {**os.environ, **{k: str(v) for k, v in bridge_config(
         server, bridge_env, policy_file).items()}}
     pid_file = tmp_path / "bridge.pid"
-    process = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "carecouch-bridge"), "serve", "--port", "0",
-         "--pid-file", str(pid_file)], env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+    # A suite started as a background job of a shell without job control (`sh -c '... &'`,
+    # nohup, some CI runners) runs with SIGINT ignored, and an ignored signal stays ignored
+    # across exec: the bridge would never see the Ctrl-C this test sends, and the wait below
+    # timed out. A handled signal is reset to the default in the child instead.
+    ignored = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen(
+            [str(installed("carecouch-bridge")), "serve", "--port", "0",
+             "--pid-file", str(pid_file)], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, ignored)
     try:
         assert process.stdout is not None
         url = process.stdout.readline().strip()
@@ -156,14 +173,16 @@ def test_serve_runs_and_writes_its_pid_file(server: Any, bridge_env: BridgeEnv,
         assert int(pid_file.read_text()) == process.pid
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()  # leave no bridge behind, then fail
+            process.wait()
+            raise
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-    deadline = time.monotonic() + 5
-    while pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not pid_file.exists()
+    wait_until(lambda: not pid_file.exists(), timeout=5, what=f"{pid_file} is removed")
 
 
 def test_keygen_writes_a_private_key_only_its_owner_reads(tmp_path: Path) -> None:

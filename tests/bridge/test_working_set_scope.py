@@ -15,8 +15,8 @@ from click.testing import Result
 from carecouch.couch import CouchClient, Database
 from carecouch.ids import caseload_db
 from carecouch.provisioning import Provisioner
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.support import assert_documented
+from tests.helpers.bridge_client import assert_documented
+from tests.helpers.bridges import BridgeServer, World
 from tests.helpers.records import envelope, iso, put
 
 POLICY = """\

@@ -1,11 +1,11 @@
 """Caseloads with real conflicts, made the way the field makes them (support.py): devices that
 edited the same record offline replicate their revisions through the caseload's validation.
-The caseload and its people come from tests/records."""
+The caseload and its people come from tests/helpers/provisioned.py."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from click.testing import CliRunner, Result
@@ -13,13 +13,8 @@ from click.testing import CliRunner, Result
 from admin_cli.context import AppContext
 from admin_cli.main import cli as carecouch_cli
 from carecouch.couch import CouchClient
-from tests.conflicts.support import REPLICAS
+from tests.conflicts.support import REPLICAS, Cli
 from tests.helpers.fixtures import User
-from tests.records.conftest import bridge as bridge  # noqa: F401  (fixtures, re-exported)
-from tests.records.conftest import caseload as caseload  # noqa: F401
-from tests.records.conftest import person as person  # noqa: F401
-
-Cli = Callable[..., Result]
 
 
 @pytest.fixture(autouse=True)

@@ -12,17 +12,28 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from click.testing import Result
+
 from carecouch.couch import Database, Doc
-from tests.helpers.records import care_plan, lease, now, observation, push, put, read
-from tests.records.conftest import Caseload, Person
-from tests.records.test_exclusive import completion, leased_order
+from tests.helpers.provisioned import Caseload, Person
+from tests.helpers.records import (
+    care_plan,
+    completion,
+    lease,
+    leased_order,
+    now,
+    observation,
+    push,
+    put,
+    read,
+)
+from tests.helpers.waiting import wait_until
 
 REPLICAS: list[Database] = []  # destroyed after each test (conftest.py)
 
@@ -135,14 +146,14 @@ def diverged_observation(caseload: Caseload, a: Person, b: Person) -> Made:
     return Made(obs["_id"], [first, second])
 
 
-def exclusive(caseload: Caseload, bridge: Person, a: Person, b: Person) -> Made:
+def exclusive(caseload: Caseload, bridge_account: Person, a: Person, b: Person) -> Made:
     """The lease race (docs/record-rules.md): A's tablet replicates the order A holds a lease
     on, and A signs it offline inside the lease; the lease expires, the bridge grants the
     order to B, who signs online; then A's tablet replicates back."""
-    order = leased_order(caseload, bridge, a, minutes=30, start=-90)
+    order = leased_order(caseload, bridge_account, a, minutes=30, start=-90)
     tablet = Replica(caseload, a).pull()
     a_rev = tablet.write(completion(tablet.read(order["_id"]), a, completed_at=now(-70)))
-    regranted = put(bridge.db(caseload), {**order, "lease": lease(b.user, b.device)}, order)
+    regranted = put(bridge_account.db(caseload), {**order, "lease": lease(b.user, b.device)}, order)
     put(b.db(caseload), completion(read(caseload.db, order["_id"], regranted), b),
         {"_rev": regranted})
     b_rev = read(caseload.db, order["_id"])["_rev"]
@@ -185,25 +196,23 @@ def live(db: Database, doc_id: str) -> dict[str, Doc]:
 def compact(db: Database, doc_id: str, gone: str, timeout: float = 60) -> None:
     """Compact and wait until revision ``gone``'s body is no longer held."""
     db.compact()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if all("missing" in r for r in db.open_revs(doc_id, [gone])):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"compaction did not remove {doc_id} {gone} in {timeout} s")
+    wait_until(lambda: all("missing" in r for r in db.open_revs(doc_id, [gone])),
+               timeout=timeout, interval=0.2, what=f"compaction removed {doc_id} {gone}")
 
 
 Factory = Callable[..., Person]
+# ``cli("conflicts", "list", user=..., input=...)``: the carecouch command (conftest.py).
+Cli = Callable[..., Result]
 
 
-def completed_beside_a_regrant(caseload: Caseload, bridge: Person, a: Person, b: Person
+def completed_beside_a_regrant(caseload: Caseload, bridge_account: Person, a: Person, b: Person
                                ) -> tuple[Made, Doc]:
     """What a cluster can leave behind (docs/record-rules.md, "On a cluster"): A completes
     the order, and a copy that had not yet received A's completion accepts the bridge's
     re-grant of the revision before it to B; internal replication then spreads both. The
     re-grant is pushed here as internal replication writes it: as an admin, with its history.
     Returns the conflict and B's leased branch (B's device holds it with a lease token)."""
-    order = leased_order(caseload, bridge, a, minutes=30, start=-20)
+    order = leased_order(caseload, bridge_account, a, minutes=30, start=-20)
     a_rev = put(a.db(caseload), completion(order, a), order)
     regrant = {**order, "lease": lease(b.user, b.device)}
     b_rev = push(caseload.db, regrant, order)

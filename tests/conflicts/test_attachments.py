@@ -12,8 +12,8 @@ import json
 from typing import Any
 
 from carecouch.couch import Database
-from tests.conflicts.conftest import Cli
 from tests.conflicts.support import (
+    Cli,
     Factory,
     attached,
     compact,
@@ -21,8 +21,8 @@ from tests.conflicts.support import (
     mergeable,
     resolutions,
 )
+from tests.helpers.provisioned import Caseload
 from tests.helpers.records import observation, push
-from tests.records.conftest import Caseload
 
 ECG = b"%PDF-1.4 ECG 12-lead, sinus rhythm"
 ECG_REDONE = b"%PDF-1.4 ECG 12-lead, repeated: atrial fibrillation"

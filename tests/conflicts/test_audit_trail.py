@@ -6,9 +6,8 @@ import json
 
 from carecouch.audit import AuditLog
 from carecouch.couch import CouchClient
-from tests.conflicts.conftest import Cli
-from tests.conflicts.support import Factory, mergeable
-from tests.records.conftest import Caseload
+from tests.conflicts.support import Cli, Factory, mergeable
+from tests.helpers.provisioned import Caseload
 
 
 def test_resolutions_and_their_undo_are_on_the_trail(

@@ -15,8 +15,8 @@ from carecouch.couch import CouchClient, Database, Doc
 from carecouch.ids import caseload_db, member_role
 from carecouch.provisioning import Provisioner
 from carecouch.records import load_registry
-from tests.conflicts.conftest import Cli
 from tests.conflicts.support import (
+    Cli,
     Factory,
     body,
     compact,
@@ -29,8 +29,8 @@ from tests.conflicts.support import (
     resolutions,
 )
 from tests.helpers.fixtures import User
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import care_plan, now, push, read
-from tests.records.conftest import Caseload, Person
 
 
 def auto(cli: Cli, *args: str) -> Any:
@@ -40,12 +40,12 @@ def auto(cli: Cli, *args: str) -> Any:
 
 
 def test_auto_applies_the_policy_of_each_class(
-        caseload: Caseload, bridge: Person, person: Factory, cli: Cli) -> None:
+        caseload: Caseload, bridge_account: Person, person: Factory, cli: Cli) -> None:
     a, b = person("prescriber", device="tablet-a"), person("prescriber", device="tablet-b")
     merge = mergeable(caseload, a, b)
     dup = duplicate(caseload, a)
     diverged = diverged_observation(caseload, a, b)
-    race = exclusive(caseload, bridge, a, b)
+    race = exclusive(caseload, bridge_account, a, b)
     before = {d.doc_id: live(caseload.db, d.doc_id) for d in (merge, dup, diverged, race)}
 
     dry = auto(cli, "--caseload", caseload.id, "--dry-run")

@@ -7,9 +7,8 @@ import json
 
 from click.testing import Result
 
-from tests.conflicts.conftest import Cli
-from tests.conflicts.support import Factory, live, mergeable
-from tests.records.conftest import Caseload
+from tests.conflicts.support import Cli, Factory, live, mergeable
+from tests.helpers.provisioned import Caseload
 
 MISSING = "no-such-ward"
 

@@ -18,11 +18,10 @@ from mobile_stub.crypto import KdfParams
 from mobile_stub.device import Device
 from mobile_stub.replication import ReplicatorOptions, RetryPolicy
 from mobile_stub.store import DeviceStore
-from tests.conflicts.conftest import Cli
-from tests.conflicts.support import bodies, body, compact, live, resolutions
+from tests.conflicts.support import Cli, bodies, body, compact, live, resolutions
 from tests.helpers.fixtures import User
+from tests.helpers.provisioned import Caseload
 from tests.helpers.records import now
-from tests.records.conftest import Caseload
 
 FAST = ReplicatorOptions(retry=RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05))
 
@@ -34,9 +33,9 @@ class Tablet:
 
 
 @pytest.fixture
-def tablet(caseload: Caseload, make_user: Callable[..., User],
-           tmp_path: Path) -> Iterator[Callable[[str], Tablet]]:
-    """``tablet("ana")``: a nurse's device with its own encrypted store, signed in to the
+def make_tablet(caseload: Caseload, make_user: Callable[..., User],
+                tmp_path: Path) -> Iterator[Callable[[str], Tablet]]:
+    """``make_tablet("ana")``: a nurse's device with its own encrypted store, signed in to the
     caseload as the session ``ana~<device id>``, as the bridge names it."""
     stores: list[DeviceStore] = []
 
@@ -70,9 +69,9 @@ def synced(tablet: Tablet, db: str) -> None:
 
 
 def test_two_tablets_conflict_and_an_admin_resolves_it(
-        caseload: Caseload, tablet: Callable[[str], Tablet], cli: Cli) -> None:
+        caseload: Caseload, make_tablet: Callable[[str], Tablet], cli: Cli) -> None:
     name = caseload.db.name
-    ana, ben = tablet("ana"), tablet("ben")
+    ana, ben = make_tablet("ana"), make_tablet("ben")
     for each in (ana, ben):  # first sync: the tablets learn the server's clock
         synced(each, name)
     stamp = {"by": ana.user, "at": now()}

@@ -9,8 +9,8 @@ from typing import Any
 from carecouch.couch import CouchClient
 from carecouch.ids import caseload_db
 from carecouch.provisioning import Provisioner
-from tests.conflicts.conftest import Cli
 from tests.conflicts.support import (
+    Cli,
     Factory,
     compact,
     completed_beside_a_regrant,
@@ -20,19 +20,18 @@ from tests.conflicts.support import (
     live,
     mergeable,
 )
-from tests.helpers.records import push
-from tests.records.conftest import Caseload, Person
-from tests.records.test_exclusive import completion
+from tests.helpers.provisioned import Caseload, Person
+from tests.helpers.records import completion, push
 
 
 def test_list_across_caseloads_exclusive_first(
-        admin: CouchClient, caseload: Caseload, bridge: Person, person: Factory,
+        admin: CouchClient, caseload: Caseload, bridge_account: Person, person: Factory,
         caseload_ids: Callable[[], str], cli: Cli) -> None:
     a, b = person("prescriber", device="tablet-a"), person("prescriber", device="tablet-b")
     merge = mergeable(caseload, a, b)
     dup = duplicate(caseload, a)
     diverged = diverged_observation(caseload, a, b)
-    race = exclusive(caseload, bridge, a, b)
+    race = exclusive(caseload, bridge_account, a, b)
     quiet = caseload_ids()  # a second caseload with no conflict at all
     Provisioner(admin).create(quiet, name="quiet")
 
@@ -109,9 +108,9 @@ def test_show_diffs_branches_and_their_ancestor(caseload: Caseload, person: Fact
 
 
 def test_show_an_exclusive_record_with_its_leases(
-        caseload: Caseload, bridge: Person, person: Factory, cli: Cli) -> None:
+        caseload: Caseload, bridge_account: Person, person: Factory, cli: Cli) -> None:
     a, b = person("prescriber", device="tablet-a"), person("prescriber", device="tablet-b")
-    race = exclusive(caseload, bridge, a, b)
+    race = exclusive(caseload, bridge_account, a, b)
     shown = json.loads(cli("conflicts", "show", race.doc_id, "--caseload", caseload.id,
                            "--json").stdout)
     rows = {(r["section"], r["name"]): r for r in shown["diff"]}
@@ -124,9 +123,9 @@ def test_show_an_exclusive_record_with_its_leases(
 
 
 def test_a_completion_beside_a_leased_branch_and_a_second_completion_go_to_a_supervisor(
-        caseload: Caseload, bridge: Person, person: Factory, cli: Cli) -> None:
+        caseload: Caseload, bridge_account: Person, person: Factory, cli: Cli) -> None:
     a, b = person("prescriber", device="tablet-a"), person("prescriber", device="tablet-b")
-    made, leased = completed_beside_a_regrant(caseload, bridge, a, b)
+    made, leased = completed_beside_a_regrant(caseload, bridge_account, a, b)
 
     def listed() -> dict[str, Any]:
         result = cli("conflicts", "list", "--caseload", caseload.id, "--json")

@@ -16,8 +16,8 @@ from carecouch.conflicts.plan import plan_keep, plan_merge
 from carecouch.couch import CouchClient, Database
 from carecouch.errors import CouchForbidden, CouchUnreachable
 from carecouch.records import load_registry
-from tests.conflicts.conftest import Cli
 from tests.conflicts.support import (
+    Cli,
     Factory,
     body,
     compact,
@@ -28,8 +28,8 @@ from tests.conflicts.support import (
     mergeable,
     resolutions,
 )
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import now, push, read, refusal
-from tests.records.conftest import Caseload, Person
 
 
 def resolve(cli: Cli, caseload: Caseload, doc_id: str, *args: str, **kw: Any) -> Any:
@@ -103,9 +103,9 @@ def test_append_only_is_kept_never_merged(caseload: Caseload, person: Factory,
 
 
 def test_exclusive_first_completion_kept_by_a_supervisor(
-        caseload: Caseload, bridge: Person, person: Factory, cli: Cli) -> None:
+        caseload: Caseload, bridge_account: Person, person: Factory, cli: Cli) -> None:
     a, b = person("prescriber", device="tablet-a"), person("prescriber", device="tablet-b")
-    made = exclusive(caseload, bridge, a, b)
+    made = exclusive(caseload, bridge_account, a, b)
     before = live(caseload.db, made.doc_id)
     shown = json.loads(cli("conflicts", "show", made.doc_id, "--caseload", caseload.id,
                            "--json").stdout)

@@ -9,8 +9,8 @@ import pytest
 from carecouch.couch import Database, Doc
 from carecouch.errors import CouchUnreachable
 from carecouch.revs import rev_key
-from tests.conflicts.conftest import Cli
 from tests.conflicts.support import (
+    Cli,
     Factory,
     bodies,
     body,
@@ -20,8 +20,8 @@ from tests.conflicts.support import (
     merged_by_hand,
     resolutions,
 )
+from tests.helpers.provisioned import Caseload
 from tests.helpers.records import put, read
-from tests.records.conftest import Caseload
 
 
 def test_undo_once_then_nothing_more(caseload: Caseload, person: Factory, cli: Cli) -> None:

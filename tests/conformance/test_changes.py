@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from carecouch.couch import CouchClient, Database
-from tests.conformance.support import call, replicated, rev_hash
 from tests.helpers.fixtures import User
+from tests.helpers.protocol import call, replicated, rev_hash
 
 FILTERS = {
     "by_kind": "function (doc, req) { return doc.kind === req.query.kind; }",

@@ -9,7 +9,7 @@ couch_db:update_doc/4 (a replicated write answers with its own revision).
 from __future__ import annotations
 
 from carecouch.couch import Database
-from tests.conformance.support import MISSING, call, put_validator, replicated, rev_hash
+from tests.helpers.protocol import MISSING, call, put_validator, replicated, rev_hash
 
 CONFLICT = {"error": "conflict", "reason": "Document update conflict."}
 

@@ -24,8 +24,8 @@ import pytest
 
 from carecouch.couch import CouchClient, Database, Timeouts
 from carecouch.errors import CouchError
-from tests.conformance.support import call_raw
 from tests.helpers.fixtures import User
+from tests.helpers.protocol import call_raw
 
 ROLE = "caseload:hostile"
 CHARS = 31  # "a"s before the "!": 2**31 backtracking steps for ^(a+)+$

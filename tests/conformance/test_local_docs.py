@@ -16,19 +16,20 @@ from typing import Any
 import pytest
 
 from carecouch.couch import Database
-from tests.conformance.support import NOT_ALLOWED, call
 from tests.helpers.fixtures import User
+from tests.helpers.protocol import NOT_ALLOWED, call
 
 ROLE = "caseload:locals"
 
 
 @pytest.fixture
-def db(make_db: Callable[..., Database]) -> Database:
-    db = make_db(security={"members": {"roles": [ROLE]}, "admins": {"roles": []}})
-    db.put({"_id": "record", "type": "obs"})
-    db.put_local("device-a", {"source_last_seq": "12", "session_id": "s-a"})
-    db.put_local("device-b", {"source_last_seq": "40", "session_id": "s-b"})
-    return db
+def locals_db(make_db: Callable[..., Database]) -> Database:
+    """A members-only database holding a record and two local documents."""
+    locals_db = make_db(security={"members": {"roles": [ROLE]}, "admins": {"roles": []}})
+    locals_db.put({"_id": "record", "type": "obs"})
+    locals_db.put_local("device-a", {"source_last_seq": "12", "session_id": "s-a"})
+    locals_db.put_local("device-b", {"source_last_seq": "40", "session_id": "s-b"})
+    return locals_db
 
 
 @pytest.fixture
@@ -45,8 +46,8 @@ def listed(body: Any) -> list[dict[str, Any]]:
     return [row for row in body["rows"] if row.get("id", row.get("key")) in MINE]
 
 
-def test_member_lists_local_documents(db: Database, member: User) -> None:
-    status, body = call(member.client, "GET", f"{db.path}/_local_docs")
+def test_member_lists_local_documents(locals_db: Database, member: User) -> None:
+    status, body = call(member.client, "GET", f"{locals_db.path}/_local_docs")
     assert status == 200
     assert body["total_rows"] is None and body["offset"] is None
     assert listed(body) == [
@@ -55,8 +56,8 @@ def test_member_lists_local_documents(db: Database, member: User) -> None:
     assert all(row["id"].startswith("_local/") for row in body["rows"])
 
 
-def test_include_docs_gives_the_bodies(db: Database, member: User) -> None:
-    status, body = call(member.client, "GET", f"{db.path}/_local_docs",
+def test_include_docs_gives_the_bodies(locals_db: Database, member: User) -> None:
+    status, body = call(member.client, "GET", f"{locals_db.path}/_local_docs",
                         params={"include_docs": True})
     assert status == 200
     docs = {row["id"]: row["doc"] for row in listed(body)}
@@ -64,8 +65,8 @@ def test_include_docs_gives_the_bodies(db: Database, member: User) -> None:
     assert docs["_local/device-b"]["_id"] == "_local/device-b"
 
 
-def test_post_with_keys_answers_each_key_in_order(db: Database, member: User) -> None:
-    status, body = call(member.client, "POST", f"{db.path}/_local_docs",
+def test_post_with_keys_answers_each_key_in_order(locals_db: Database, member: User) -> None:
+    status, body = call(member.client, "POST", f"{locals_db.path}/_local_docs",
                         body={"keys": ["_local/device-b", "_local/nobody", "_local/device-a"]})
     assert status == 200
     assert body["rows"] == [
@@ -74,29 +75,29 @@ def test_post_with_keys_answers_each_key_in_order(db: Database, member: User) ->
         {"id": "_local/device-a", "key": "_local/device-a", "value": {"rev": "0-1"}}]
 
 
-def test_keys_must_be_a_list(db: Database, member: User) -> None:
-    status, body = call(member.client, "POST", f"{db.path}/_local_docs", body={"keys": "x"})
+def test_keys_must_be_a_list(locals_db: Database, member: User) -> None:
+    status, body = call(member.client, "POST", f"{locals_db.path}/_local_docs", body={"keys": "x"})
     assert status == 400 and body["error"] == "bad_request"
 
 
-def test_outsider_cannot_list(db: Database, make_user: Callable[..., User]) -> None:
+def test_outsider_cannot_list(locals_db: Database, make_user: Callable[..., User]) -> None:
     outsider = make_user(roles=["caseload:elsewhere"])
-    assert call(outsider.client, "GET", f"{db.path}/_local_docs") == (403, NOT_ALLOWED)
+    assert call(outsider.client, "GET", f"{locals_db.path}/_local_docs") == (403, NOT_ALLOWED)
 
 
 def test_a_member_may_rewrite_and_delete_another_devices_checkpoint(
-        db: Database, member: User) -> None:
+        locals_db: Database, member: User) -> None:
     # The hazard devices must defend against: local documents are not validated
     # (couch_db:validate_doc_update/3) and belong to no one.
     client = member.client
-    _, body = call(client, "GET", f"{db.path}/_local_docs", params={"include_docs": True})
+    _, body = call(client, "GET", f"{locals_db.path}/_local_docs", params={"include_docs": True})
     victim = next(row["doc"] for row in listed(body) if row["id"] == "_local/device-a")
-    status, written = call(client, "PUT", f"{db.path}/_local/device-a",
+    status, written = call(client, "PUT", f"{locals_db.path}/_local/device-a",
                            body={**victim, "source_last_seq": "9999"})
     assert status == 201 and written["ok"] is True
-    assert db.get("_local/device-a")["source_last_seq"] == "9999"
-    status, _ = call(client, "DELETE", f"{db.path}/_local/device-a",
+    assert locals_db.get("_local/device-a")["source_last_seq"] == "9999"
+    status, _ = call(client, "DELETE", f"{locals_db.path}/_local/device-a",
                      params={"rev": written["rev"]})
     assert status == 200
-    _, body = call(client, "GET", f"{db.path}/_local_docs")
+    _, body = call(client, "GET", f"{locals_db.path}/_local_docs")
     assert [row["id"] for row in listed(body)] == ["_local/device-b"]

@@ -25,8 +25,9 @@ from typing import Any
 import pytest
 
 from carecouch.couch import CouchClient
-from tests.conformance.support import call, wait_until
 from tests.helpers.fixtures import User
+from tests.helpers.protocol import call
+from tests.helpers.waiting import wait_until
 
 BAD_CREDENTIALS = (401, {"error": "unauthorized", "reason": "Name or password is incorrect."})
 DEFAULTS = {"password_scheme": "pbkdf2", "pbkdf2_prf": "sha256", "iterations": "600000",
@@ -174,7 +175,8 @@ def test_a_new_salt_ends_the_old_password(
     new = secrets.token_urlsafe(32)
     rotated = hashed_user(doc["name"], new)
     admin.db("_users").put({**rotated, "_rev": doc["_rev"]})
-    assert wait_until(lambda: login(admin, doc["name"], old)[0] == 401, timeout=10)
+    wait_until(lambda: login(admin, doc["name"], old)[0] == 401, timeout=10,
+               what="the old password is refused")
     assert login(admin, doc["name"], old) == BAD_CREDENTIALS
     assert login(admin, doc["name"], new)[0] == 200
 
@@ -187,13 +189,14 @@ def test_login_rehashes_a_weaker_hash_only_when_the_server_is_set_to(
     assert login(admin, doc["name"], password)[0] == 200
     users = admin.db("_users")
     if setting(admin, "upgrade_hash_on_auth") == "true":
-        assert wait_until(lambda: users.get(doc["_id"])["iterations"] == configured, timeout=15)
+        wait_until(lambda: users.get(doc["_id"])["iterations"] == configured, timeout=15,
+                   what="the hash is upgraded to the configured iterations")
         upgraded = users.get(doc["_id"])
         assert upgraded["salt"] == doc["salt"]  # preserve_salt: sessions and the cache hold
         assert upgraded["pbkdf2_prf"] == setting(admin, "pbkdf2_prf")
         assert login(admin, doc["name"], password)[0] == 200
     else:
-        time.sleep(2)
+        time.sleep(2)  # the server's own time: it would upgrade in the background
         assert users.get(doc["_id"])["_rev"] == doc["_rev"]
 
 
@@ -205,7 +208,8 @@ def test_upgrade_at_login_rewrites_the_hash_with_the_same_salt(
     with auth_setting(admin, "upgrade_hash_on_auth", "true"):
         doc, password = hashed(iterations=configured + 7)
         assert login(admin, doc["name"], password)[0] == 200
-        assert wait_until(lambda: users.get(doc["_id"])["iterations"] == configured, timeout=10)
+        wait_until(lambda: users.get(doc["_id"])["iterations"] == configured, timeout=10,
+                   what="the hash is upgraded to the configured iterations")
     upgraded = users.get(doc["_id"])
     assert upgraded["salt"] == doc["salt"]
     assert upgraded["derived_key"] == derive(password, doc["salt"], configured)
@@ -214,7 +218,7 @@ def test_upgrade_at_login_rewrites_the_hash_with_the_same_salt(
     with auth_setting(admin, "upgrade_hash_on_auth", "false"):
         doc, password = hashed(iterations=configured + 7)
         assert login(admin, doc["name"], password)[0] == 200
-        time.sleep(1)
+        time.sleep(1)  # the server's own time: it would upgrade in the background
         assert users.get(doc["_id"])["_rev"] == doc["_rev"]
 
 

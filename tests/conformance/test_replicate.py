@@ -12,7 +12,7 @@ from collections.abc import Callable
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from carecouch.couch import Database
-from tests.conftest import Server
+from tests.helpers.server import Server
 
 HISTORY_FIELDS = {"session_id", "start_time", "end_time", "start_last_seq", "end_last_seq",
                   "recorded_seq", "missing_checked", "missing_found", "docs_read",

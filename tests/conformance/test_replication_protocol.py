@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from carecouch.couch import Database
-from tests.conformance.support import MISSING, call, replicated, rev_hash, wait_until
+from tests.helpers.protocol import MISSING, call, replicated, rev_hash
+from tests.helpers.waiting import wait_until
 
 
 def open_revs(db: Database, doc_id: str, wanted: list[str] | str,
@@ -151,7 +152,7 @@ def test_revs_diff_compacted_revision_is_not_missing(db: Database) -> None:
     a, b = rev_hash(), rev_hash()
     db.bulk_docs([replicated("d", 1, [a]), replicated("d", 2, [b, a])], new_edits=False)
     db.compact()
-    assert wait_until(lambda: db.get_or_none("d", rev=f"1-{a}") is None)
+    wait_until(lambda: db.get_or_none("d", rev=f"1-{a}") is None, what="compaction ran")
     assert db.revs_diff({"d": [f"1-{a}", f"2-{b}"]}) == {}
 
 
@@ -208,7 +209,7 @@ def test_compaction_removes_non_leaf_bodies_and_keeps_leaves(db: Database) -> No
     r = conflicted(db)
     assert db.get("d", rev=r["a"])["v"] == "a"
     assert call(db.client, "POST", f"{db.path}/_compact", body={}) == (202, {"ok": True})
-    assert wait_until(lambda: db.get_or_none("d", rev=r["a"]) is None), "compaction never ran"
+    wait_until(lambda: db.get_or_none("d", rev=r["a"]) is None, what="compaction ran")
     assert call(db.client, "GET", f"{db.path}/d", params={"rev": r["a"]}) == (404, MISSING)
     assert call(db.client, "GET", f"{db.path}/d", params={"rev": r["c"]}) == (404, MISSING)
     assert db.get("d", rev=r["b"])["v"] == "b"

@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from carecouch.couch import CouchClient, Database
-from tests.conformance.support import (
+from tests.helpers.fixtures import User
+from tests.helpers.protocol import (
     MISSING,
     NOT_ALLOWED,
     NOT_AUTHORIZED,
@@ -26,9 +27,8 @@ from tests.conformance.support import (
     call,
     replicated,
     rev_hash,
-    wait_until,
 )
-from tests.helpers.fixtures import User
+from tests.helpers.waiting import wait_until
 
 ADMIN_ONLY = {"members": {"roles": ["_admin"]}, "admins": {"roles": ["_admin"]}}
 NOT_DB_ADMIN = "You are not a db or server admin."
@@ -303,8 +303,8 @@ def test_revoked_member_loses_access(ward: Ward, admin: CouchClient) -> None:
     doc = users.get(f"org.couchdb.user:{ward.member.name}")
     doc["roles"] = []
     users.put(doc)
-    assert wait_until(lambda: call(ward.member.client, "GET", _path(ward.db, "/p1"))[0] == 403,
-                      timeout=10)
+    wait_until(lambda: call(ward.member.client, "GET", _path(ward.db, "/p1"))[0] == 403,
+               timeout=10, what="the member without the role is refused")
     assert call(ward.member.client, "GET", _path(ward.db, "/p1")) == (403, NOT_ALLOWED)
 
 

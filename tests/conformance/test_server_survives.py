@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 from carecouch.couch import Database
-from tests.conformance.support import wait_until
-from tests.conftest import Server
+from tests.helpers.server import Server
+from tests.helpers.waiting import wait_until
 
 pytestmark = pytest.mark.embedded_only
 
@@ -27,7 +27,8 @@ def test_error_thrown_after_the_answer_is_logged_and_survived(db: Database,
     assert response.text == "shown"
     assert server.data_dir is not None
     log = server.data_dir / "server.log"
-    assert wait_until(lambda: "boom from a timer" in log.read_text(), timeout=5)
+    wait_until(lambda: "boom from a timer" in log.read_text(), timeout=5,
+               what="the log shows the timer's error")
     server.check_alive()
     assert db.info()["db_name"] == db.name
 

@@ -15,14 +15,14 @@ import secrets
 from collections.abc import Callable
 
 from carecouch.couch import CouchClient, Database
-from tests.conformance.support import (
+from tests.helpers.fixtures import User
+from tests.helpers.protocol import (
     NOT_ALLOWED,
     NOT_AUTHORIZED,
     NOT_SERVER_ADMIN,
     call,
-    wait_until,
 )
-from tests.helpers.fixtures import User
+from tests.helpers.waiting import wait_until
 
 BAD_CREDENTIALS = (401, {"error": "unauthorized", "reason": "Name or password is incorrect."})
 
@@ -102,7 +102,8 @@ def test_deleted_user_is_refused_at_once(make_user: Callable[..., User],
     doc = users.get(f"org.couchdb.user:{user.name}")
     users.delete(doc["_id"], doc["_rev"])
     # No session survives the user document (CouchDB evicts its auth cache on the change).
-    assert wait_until(lambda: call(user.client, "GET", "_session")[0] == 401, timeout=10)
+    wait_until(lambda: call(user.client, "GET", "_session")[0] == 401, timeout=10,
+               what="GET /_session answers 401")
     assert call(user.client, "GET", "_session") == BAD_CREDENTIALS
 
 
@@ -116,7 +117,8 @@ def test_changed_password_replaces_the_old_one(make_user: Callable[..., User],
     doc["password"] = new_password
     users.put(doc)
     with CouchClient(admin.url, user.name, new_password, retries=0) as fresh:
-        assert wait_until(lambda: call(fresh, "GET", "_session")[0] == 200, timeout=10)
+        wait_until(lambda: call(fresh, "GET", "_session")[0] == 200, timeout=10,
+                   what="GET /_session answers 200")
         assert fresh.session()["userCtx"]["name"] == user.name
     assert call(user.client, "GET", "_session") == BAD_CREDENTIALS
 
@@ -164,6 +166,7 @@ def test_cookie_session_ends_when_the_user_is_deleted(make_user: Callable[..., U
         users = admin.db("_users")
         doc = users.get(f"org.couchdb.user:{user.name}")
         users.delete(doc["_id"], doc["_rev"])
-        assert wait_until(lambda: call(browser, "GET", f"{db.path}/d")[0] == 401, timeout=10)
+        wait_until(lambda: call(browser, "GET", f"{db.path}/d")[0] == 401, timeout=10,
+                   what="the cookie is refused (401)")
         assert call(browser, "GET", f"{db.path}/d") == (401, NOT_AUTHORIZED)
         assert browser.session()["userCtx"] == {"name": None, "roles": []}

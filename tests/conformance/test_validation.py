@@ -15,15 +15,15 @@ import time
 from collections.abc import Callable
 
 from carecouch.couch import Database
-from tests.conformance.support import (
+from tests.helpers.fixtures import User
+from tests.helpers.protocol import (
     call,
     put_validator,
     reason_json,
     replicated,
     rev_hash,
-    wait_until,
 )
-from tests.helpers.fixtures import User
+from tests.helpers.waiting import wait_until
 
 ACCEPT_ALL = "function (newDoc, oldDoc, userCtx, secObj) {}"
 REFUSE_ALL = "function (newDoc, oldDoc, userCtx, secObj) { throw({forbidden: 'no writes'}); }"
@@ -132,7 +132,7 @@ def test_replicated_old_doc_is_null_when_compaction_removed_the_ancestors(
     db.bulk_docs([replicated("d", 1, [a]), replicated("d", 2, [b, a]),
                   replicated("d", 3, [c, b, a])], new_edits=False)
     db.compact()
-    assert wait_until(lambda: db.get_or_none("d", rev=f"2-{b}") is None), "compaction never ran"
+    wait_until(lambda: db.get_or_none("d", rev=f"2-{b}") is None, what="compaction ran")
     put_validator(db, EXPECT_OLD)
     result = db.bulk_docs([replicated("d", 3, [x, b, a], expect_old=None)], new_edits=False)
     assert result == []

@@ -24,8 +24,8 @@ from typing import Any
 import pytest
 
 from carecouch.couch import CouchClient, Database
-from tests.conformance.support import call, call_raw, put_validator, reason_json
 from tests.helpers.fixtures import User
+from tests.helpers.protocol import call, call_raw, put_validator, reason_json
 
 ROLE = "caseload:routes"
 NOT_DB_ADMIN = {"error": "forbidden", "reason": "You are not a db or server admin."}

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -18,64 +16,32 @@ from click.testing import CliRunner, Result
 from carecouch.couch import Database
 from mobile_stub import enrolment
 from mobile_stub.cli import main
-from mobile_stub.credentials import Credentials
 from mobile_stub.crypto import KdfParams
 from mobile_stub.device import Device
 from mobile_stub.replication import (
-    PullOptions,
-    PushOptions,
     ReplicationFilter,
     ReplicatorOptions,
-    RetryPolicy,
 )
 from mobile_stub.session import BridgeSession
 from mobile_stub.store import DeviceStore
-from tests.bridge.conftest import BridgeServer, World
-from tests.bridge.conftest import bridge as bridge  # noqa: F401  (fixtures, re-exported)
-from tests.bridge.conftest import bridge_env as bridge_env  # noqa: F401
-from tests.bridge.conftest import make_bridge as make_bridge  # noqa: F401
-from tests.bridge.conftest import world as world  # noqa: F401
-from tests.conftest import Server
+from tests.helpers.bridges import BridgeServer, World
+from tests.helpers.devices import (
+    FAST_KDF,
+    PASSPHRASE,
+    ROLE,
+    Clinician,
+    Invoke,
+    UserCredentials,
+    fast_options,
+)
 from tests.helpers.fixtures import User
-
-ROLE = "caseload:devtest"
-PASSPHRASE = "ward seven blue kettle"
-# The real KDF costs 64 MiB and ~0.2 s on purpose; tests open many stores.
-FAST_KDF: dict[str, Any] = {"memory_kib": 8 * 1024, "iterations": 1}
-FAST_RETRY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
-
-
-def fast_options(**pull: Any) -> ReplicatorOptions:
-    return ReplicatorOptions(pull=PullOptions(**pull), push=PushOptions(), retry=FAST_RETRY)
-
-
-class UserCredentials:
-    """A provider over a test user; ``renew`` makes a fresh real CouchDB user (as the bridge
-    will), or returns ``renew_with`` when the test wants a particular answer."""
-
-    def __init__(self, user: User, make_user: Callable[..., User]) -> None:
-        self.user = user
-        self._make_user = make_user
-        self.renewals = 0
-        self.renew_with: Credentials | None = None
-        self.can_renew = True
-
-    def current(self) -> Credentials:
-        return Credentials(self.user.name, self.user.password)
-
-    def renew(self) -> Credentials | None:
-        self.renewals += 1
-        if not self.can_renew:
-            return None
-        if self.renew_with is not None:
-            return self.renew_with
-        self.user = self._make_user(roles=[ROLE])
-        return self.current()
+from tests.helpers.server import Server
 
 
 @pytest.fixture
-def caseload(make_db: Callable[..., Database]) -> Database:
-    """A caseload-like database: members are users with the role ``caseload:devtest``."""
+def member_db(make_db: Callable[..., Database]) -> Database:
+    """A caseload-like database whose members are users with the role ``caseload:devtest``
+    (``member``); a provisioned caseload, with the shipped rules, is ``caseload``."""
     return make_db(security={"admins": {"names": [], "roles": []},
                              "members": {"names": [], "roles": [ROLE]}})
 
@@ -123,22 +89,7 @@ def make_device(new_store: Callable[[], DeviceStore], server: Server,
     return make
 
 
-# -- devices enrolled with a real bridge (tests/bridge/conftest.py runs it) -----------------
-
-Invoke = Callable[..., Result]
-
-
-@dataclass
-class Clinician:
-    """A user of the test identity provider; ``token()`` mints a fresh identity token."""
-
-    user: str
-    groups: list[str]
-    bridge: BridgeServer
-
-    def token(self, **kwargs: Any) -> str:
-        return self.bridge.idp.token(self.user, self.groups, **kwargs)
-
+# -- devices enrolled with a real bridge (tests/helpers/bridges.py runs it) -----------------
 
 @pytest.fixture
 def clinician(bridge: BridgeServer, world: World) -> Callable[..., Clinician]:
@@ -168,19 +119,6 @@ def enrolled(new_store: Callable[[], DeviceStore], clinician: Callable[..., Clin
         return session
 
     return make
-
-
-def exclusive_record(bridge: BridgeServer, world: World, caseload: str = "a", *,
-                     record_type: str = "cd_check", **fields: Any) -> str:
-    """A new exclusive record (a controlled-drug check unless told), created through the
-    bridge by a colleague's device as the record rules require; its id."""
-    colleague = bridge.enrolled_device(world.user(f"colleague{uuid.uuid4().hex[:6]}"),
-                                       [world.group("nurses")])
-    created = colleague.call("POST", "/v1/records", {
-        "caseload": world.caseloads[caseload], "type": record_type, "subject": "patient-0042",
-        "fields": fields or {"medication": "morphine sulfate 10 mg", "expected_count": 12}})
-    assert created.status_code == 201, created.text
-    return str(created.json()["record"]["_id"])
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from carecouch.couch import CouchClient, Database
@@ -11,6 +9,7 @@ from carecouch.errors import CouchError, CouchUnauthorized
 from carecouch.ids import USERS_DB, user_doc_id
 from carecouch.revs import revisions_object
 from mobile_stub.store import LocalDatabase
+from tests.helpers.waiting import wait_until
 
 # doc id -> leaf rev -> {"deleted": bool, "revisions": _revisions, "body": fields}
 Leaves = dict[str, dict[str, dict[str, Any]]]
@@ -50,16 +49,6 @@ def pouch_leaves(dump: dict[str, dict[str, dict[str, Any]]]) -> Leaves:
             for doc_id, leaves in dump.items() if not doc_id.startswith("_design/")}
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """CouchDB does some work asynchronously (auth cache eviction, compaction): poll."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 def delete_user(admin: CouchClient, server_url: str, name: str, password: str) -> None:
     """Delete a CouchDB user (as a revocation, a rotation or the reaper does), and return once
     the server refuses it: CouchDB evicts its authentication cache asynchronously."""
@@ -75,4 +64,4 @@ def delete_user(admin: CouchClient, server_url: str, name: str, password: str) -
                 return True
             except CouchError:
                 return False
-    assert wait_until(refused, timeout=30)
+    wait_until(refused, timeout=30, what=f"the server refuses the deleted user {name}")

@@ -17,10 +17,9 @@ from typing import Any
 from carecouch.clock import parse_utc
 from carecouch.couch import CouchClient, Database
 from carecouch.ids import caseload_db
-from tests.bridge.conftest import POLICY, BridgeServer, World
+from tests.helpers.bridges import POLICY, BridgeServer, World
+from tests.helpers.devices import Clinician, Invoke, exclusive_record
 from tests.helpers.records import care_plan, now, observation
-
-from .conftest import Clinician, Invoke, exclusive_record
 
 VITALS = ["respiration_rate=18", "spo2=96", "spo2_scale=1", "on_oxygen=false",
           "systolic_bp=128", "pulse=84", "consciousness=A", "temperature=37.2", "news2=0"]
@@ -127,6 +126,8 @@ def test_no_new_work_after_the_offline_window_until_the_device_logs_in_again(
     ok(device_cli("offline"))
     ok(device_cli("record", "new", "observation", "--db", ward, "--subject", "patient-1",
                   *vitals()))
+    # A real wait: carecouch-device reads the wall clock (the session's clock parameter is not
+    # the CLI's); tests/device/test_bridge_session.py passes a clock to the same check.
     time.sleep(max(0.0, (parse_utc(login["offline_until"]) - parse_utc(now())).total_seconds())
                + 0.5)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,11 @@ from mobile_stub.replication import SyncState
 from mobile_stub.session import SESSION, BridgeSession
 from mobile_stub.store import DeviceStore
 from mobile_stub.trust import LEASE_TYPE, SNAPSHOT_TYPE
-from tests.bridge.conftest import POLICY, BridgeServer, World
-from tests.conftest import Server
+from tests.helpers.bridges import POLICY, BridgeServer, World
+from tests.helpers.devices import Clinician, exclusive_record, fast_options
 from tests.helpers.records import observation
+from tests.helpers.server import Server
 
-from .conftest import Clinician, exclusive_record, fast_options
 from .support import delete_user
 
 VITALS = {k: v for k, v in observation("x", "y").items()
@@ -175,7 +176,9 @@ def test_a_new_login_keeps_the_filter_when_only_its_time_window_moved(
     session = enrolled()
     ward = caseload_db(world.caseloads["a"])
     bound = session.store.database(ward).filter_json
-    time.sleep(1.1)  # not_before has a one-second resolution
+    # A real wait: the bridge computes not_before (one-second resolution) from its own clock,
+    # which no test can pass in.
+    time.sleep(1.1)
     session.login()
     issued = [db for db in stored(session)["databases"] if db["name"] == ward][0]
     assert issued["filter"]["query_params"]["not_before"] not in str(bound)
@@ -193,6 +196,12 @@ def test_a_device_whose_clock_is_an_hour_out_still_reaches_the_bridge(
         assert client.post("/v1/credentials", {}).status == 201
     finally:
         client.close()
+
+
+def session_at(store: DeviceStore, server_time: datetime) -> BridgeSession:
+    """A session of ``store`` whose estimate of the server's clock reads ``server_time`` now."""
+    ahead = (server_time - BridgeSession(store).server_now()).total_seconds()
+    return BridgeSession(store, now=lambda: time.time() + ahead)
 
 
 def test_lease_tokens_are_checked_offline(
@@ -230,11 +239,11 @@ def test_lease_tokens_are_checked_offline(
     assert done["completed_by"] == session.snapshot().user
     assert done["completed_at"] == done["lease"]["granted_at"]
 
+    # The lease's end is checked offline against the session's clock: passed in, not waited for.
     lease = session.leases.verified(ward, second)
-    time.sleep(max(0.0, (parse_utc(lease["expires_at"]) - session.server_now()
-                         ).total_seconds()) + 0.5)
+    later = session_at(session.store, parse_utc(lease["expires_at"]) + timedelta(seconds=0.5))
     with pytest.raises(PolicyRefused, match="lease on .* ended at"):
-        device.complete(ward, second, "witnessed", {"counted": 4})
+        later.device(options=fast_options()).complete(ward, second, "witnessed", {"counted": 4})
     assert device.sync(ward).ok
     assert admin.db(ward).get(first)["status"] == "witnessed"
 

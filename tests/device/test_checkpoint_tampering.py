@@ -29,10 +29,10 @@ from mobile_stub.replication.checkpoints import (
     judge,
 )
 from mobile_stub.replication.ids import Direction, replication_id
-from tests.conftest import Server
+from tests.helpers.devices import PASSPHRASE, ROLE
 from tests.helpers.fixtures import User
+from tests.helpers.server import Server
 
-from .conftest import PASSPHRASE, ROLE
 from .support import device_leaves, server_leaves
 
 
@@ -55,91 +55,91 @@ def checkpoint_of(device: Device, db: Database, direction: Direction) -> str:
 
 
 def test_raising_the_pull_checkpoint_hides_nothing(
-        caseload: Database, make_device: Callable[..., Device],
+        member_db: Database, make_device: Callable[..., Device],
         make_user: Callable[..., User]) -> None:
-    victim = make_device(caseload)
-    caseload.bulk_docs(observations(10, "old"))
-    assert victim.sync(caseload.name).ok
-    attacker = make_user(roles=[ROLE]).client.db(caseload.name)
+    victim = make_device(member_db)
+    member_db.bulk_docs(observations(10, "old"))
+    assert victim.sync(member_db.name).ok
+    attacker = make_user(roles=[ROLE]).client.db(member_db.name)
 
     # 30 NEWS2-7 observations arrive while the victim is away; the attacker then claims, in
     # the victim's pull checkpoint (same session), that the victim already has them.
-    caseload.bulk_docs(observations(30, "new"))
-    rep_id = checkpoint_of(victim, caseload, "pull")
+    member_db.bulk_docs(observations(30, "new"))
+    rep_id = checkpoint_of(victim, member_db, "pull")
     forged = attacker.get(f"_local/{rep_id}")
-    latest = caseload.info()["update_seq"]
+    latest = member_db.info()["update_seq"]
     forged["source_last_seq"] = latest
     forged["history"][0]["recorded_seq"] = latest
     attacker.put(forged)
 
-    report = victim.sync(caseload.name)
+    report = victim.sync(member_db.name)
     assert report.ok
-    local = victim.store.database(caseload.name)
+    local = victim.store.database(member_db.name)
     assert len([i for i in local.doc_ids() if i.startswith("observation:new")]) == 30
-    assert device_leaves(local) == server_leaves(caseload)
+    assert device_leaves(local) == server_leaves(member_db)
     assert report.checkpoints["pull"] == CheckpointTrust.SERVER_ALTERED
-    (event,) = checkpoint_restarts(victim.store, caseload.name)
+    (event,) = checkpoint_restarts(victim.store, member_db.name)
     assert event["direction"] == "pull" and event["trust"] == "server_altered"
 
     # Once the device wrote its own checkpoint again, the next sync resumes from it.
-    again = victim.sync(caseload.name)
+    again = victim.sync(member_db.name)
     assert again.checkpoints["pull"] == CheckpointTrust.AGREED
     assert again.pull.missing_checked == 0
 
 
 def test_deleting_the_checkpoints_costs_a_full_pull_and_loses_nothing(
-        caseload: Database, make_device: Callable[..., Device],
+        member_db: Database, make_device: Callable[..., Device],
         make_user: Callable[..., User]) -> None:
-    victim = make_device(caseload)
-    caseload.bulk_docs(observations(25, "a"))
-    victim.new_record(caseload.name, "note", {"subject": "patient-1", "text": "seen"})
-    assert victim.sync(caseload.name).ok
-    attacker = make_user(roles=[ROLE]).client.db(caseload.name)
+    victim = make_device(member_db)
+    member_db.bulk_docs(observations(25, "a"))
+    victim.new_record(member_db.name, "note", {"subject": "patient-1", "text": "seen"})
+    assert victim.sync(member_db.name).ok
+    attacker = make_user(roles=[ROLE]).client.db(member_db.name)
     for direction in ("pull", "push"):
-        doc = attacker.get(f"_local/{checkpoint_of(victim, caseload, direction)}")
+        doc = attacker.get(f"_local/{checkpoint_of(victim, member_db, direction)}")
         attacker.delete(doc["_id"], doc["_rev"])
-    caseload.bulk_docs(observations(5, "b"))
+    member_db.bulk_docs(observations(5, "b"))
 
-    report = victim.sync(caseload.name)
+    report = victim.sync(member_db.name)
     assert report.ok
     assert report.checkpoints == {"pull": "server_missing", "push": "server_missing"}
     assert report.pull.missing_checked == 31 and report.pull.docs_written == 5
     assert report.push.docs_written == 0  # the note was already there: nothing sent twice
-    assert device_leaves(victim.store.database(caseload.name)) == server_leaves(caseload)
+    assert device_leaves(victim.store.database(member_db.name)) == server_leaves(member_db)
 
 
 def test_a_forged_push_history_cannot_make_the_device_skip_its_changes(
-        caseload: Database, make_device: Callable[..., Device],
+        member_db: Database, make_device: Callable[..., Device],
         make_user: Callable[..., User]) -> None:
-    victim = make_device(caseload)
+    victim = make_device(member_db)
     for round_ in range(2):  # two sessions in the device's push history
-        victim.new_record(caseload.name, "note", {"subject": "patient-1", "text": f"{round_}"})
-        assert victim.sync(caseload.name).ok
-    mine = victim.store.database(caseload.name).get_local(
-        checkpoint_of(victim, caseload, "push"))
+        victim.new_record(member_db.name, "note", {"subject": "patient-1", "text": f"{round_}"})
+        assert victim.sync(member_db.name).ok
+    mine = victim.store.database(member_db.name).get_local(
+        checkpoint_of(victim, member_db, "push"))
     assert mine is not None and len(mine["history"]) == 2
     older = mine["history"][1]["session_id"]
 
     # CouchDB's rule (compare_replication_logs) would resume from the server copy's newest
     # entry when its session is an older one of the device's: a huge local sequence.
-    attacker = make_user(roles=[ROLE]).client.db(caseload.name)
-    forged = attacker.get(f"_local/{checkpoint_of(victim, caseload, 'push')}")
+    attacker = make_user(roles=[ROLE]).client.db(member_db.name)
+    forged = attacker.get(f"_local/{checkpoint_of(victim, member_db, 'push')}")
     forged.update(session_id=older, source_last_seq=10**9,
                   history=[{"session_id": older, "recorded_seq": 10**9}])
     attacker.put(forged)
 
-    written = [victim.new_record(caseload.name, "note", {"subject": "patient-2",
+    written = [victim.new_record(member_db.name, "note", {"subject": "patient-2",
                                                          "text": f"visit {i}"})
                for i in range(5)]
-    report = victim.sync(caseload.name)
+    report = victim.sync(member_db.name)
     assert report.ok and report.push.docs_written == 5
     assert report.checkpoints["push"] == CheckpointTrust.SERVER_ALTERED
     for doc in written:
-        assert caseload.get(doc["_id"])["_rev"] == doc["_rev"]
+        assert member_db.get(doc["_id"])["_rev"] == doc["_rev"]
 
 
 def test_sync_and_status_say_when_a_checkpoint_was_not_the_devices(
-        tmp_path: Path, server: Server, caseload: Database, member: User,
+        tmp_path: Path, server: Server, member_db: Database, member: User,
         make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARECOUCH_DEVICE_STORE", str(tmp_path / "cli" / "store.sqlite"))
     monkeypatch.setenv("CARECOUCH_DEVICE_PASSPHRASE", PASSPHRASE)
@@ -149,11 +149,11 @@ def test_sync_and_status_say_when_a_checkpoint_was_not_the_devices(
     def run(*args: str) -> Result:
         return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
-    assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
+    assert run("init", "--server", server.url, "--db", member_db.name).exit_code == 0
     assert run("sync").exit_code == 0
     device_id = json.loads(run("status", "--json").stdout)["device_id"]
-    attacker = make_user(roles=[ROLE]).client.db(caseload.name)
-    forged = attacker.get(f"_local/{checkpoint_id(device_id, caseload, server.url, 'pull')}")
+    attacker = make_user(roles=[ROLE]).client.db(member_db.name)
+    forged = attacker.get(f"_local/{checkpoint_id(device_id, member_db, server.url, 'pull')}")
     forged["session_id"] = "someone-else"
     attacker.put(forged)
 
@@ -188,20 +188,20 @@ def test_judging_a_checkpoint() -> None:
 
 
 def test_an_attacker_rewriting_every_local_document_it_lists_hides_nothing(
-        caseload: Database, make_device: Callable[..., Device],
+        member_db: Database, make_device: Callable[..., Device],
         make_user: Callable[..., User]) -> None:
     # No working out of ids: list `_local_docs` (CouchDB 3.5 answers it to members) and
     # raise every checkpoint found to the database's latest sequence.
-    victim = make_device(caseload)
-    assert victim.sync(caseload.name).ok
-    attacker = make_user(roles=[ROLE]).client.db(caseload.name)
-    caseload.bulk_docs(observations(12, "late"))
+    victim = make_device(member_db)
+    assert victim.sync(member_db.name).ok
+    attacker = make_user(roles=[ROLE]).client.db(member_db.name)
+    member_db.bulk_docs(observations(12, "late"))
     listed = attacker.client.json("GET", f"{attacker.path}/_local_docs")["rows"]
     assert len(listed) == 2  # the victim's pull and push checkpoints
     for row in listed:
         doc = attacker.get(row["id"])
-        doc["source_last_seq"] = caseload.info()["update_seq"]
+        doc["source_last_seq"] = member_db.info()["update_seq"]
         attacker.put(doc)
-    report = victim.sync(caseload.name)
+    report = victim.sync(member_db.name)
     assert report.ok and report.pull.docs_written == 12
-    assert device_leaves(victim.store.database(caseload.name)) == server_leaves(caseload)
+    assert device_leaves(victim.store.database(member_db.name)) == server_leaves(member_db)

@@ -11,10 +11,10 @@ from urllib.parse import urlsplit
 from carecouch.couch import Database
 from mobile_stub.device import Device
 from mobile_stub.replication import SyncState
-from tests.conftest import Server
 from tests.helpers.chaos_proxy import ChaosProxy
+from tests.helpers.devices import fast_options
+from tests.helpers.server import Server
 
-from .conftest import fast_options
 from .support import device_leaves, server_leaves
 
 HISTORY_FIELDS = {"session_id", "start_time", "end_time", "start_last_seq", "end_last_seq",
@@ -36,15 +36,15 @@ def local_checkpoints(device: Device, db: str) -> dict[str, dict[str, Any]]:
 
 
 def test_checkpoints_are_written_on_both_sides_in_couchdb_format(
-        caseload: Database, make_device: Callable[..., Device]) -> None:
-    fill(caseload, 30)
-    device = make_device(caseload)
-    device.new_record(caseload.name, "note", {"subject": "patient:1", "text": "x"})
-    assert device.sync(caseload.name).ok
-    checkpoints = local_checkpoints(device, caseload.name)
+        member_db: Database, make_device: Callable[..., Device]) -> None:
+    fill(member_db, 30)
+    device = make_device(member_db)
+    device.new_record(member_db.name, "note", {"subject": "patient:1", "text": "x"})
+    assert device.sync(member_db.name).ok
+    checkpoints = local_checkpoints(device, member_db.name)
     assert len(checkpoints) == 2  # one pull, one push replication
     for rep_id, local in checkpoints.items():
-        remote = caseload.get(f"_local/{rep_id}")
+        remote = member_db.get(f"_local/{rep_id}")
         assert remote["session_id"] == local["session_id"]
         assert remote["source_last_seq"] == local["source_last_seq"]
         assert remote["replication_id_version"] == local["replication_id_version"]
@@ -55,34 +55,34 @@ def test_checkpoints_are_written_on_both_sides_in_couchdb_format(
                       if c["history"][0]["docs_written"] == 30)
     assert pull_entry["missing_found"] == 30
     # The pull checkpoint holds the server's own sequence, untouched (opaque: str or int).
-    info_seq = caseload.info()["update_seq"]
+    info_seq = member_db.info()["update_seq"]
     assert type(pull_entry["recorded_seq"]) is type(info_seq)
 
     # A second sync with nothing new reads nothing and keeps the sessions' history.
-    again = device.sync(caseload.name)
+    again = device.sync(member_db.name)
     assert again.ok and again.pull.docs_read == 0 and again.push.docs_read == 0
 
 
 def test_an_interrupted_pull_resumes_from_its_checkpoint(
-        server: Server, caseload: Database, make_device: Callable[..., Device]) -> None:
-    fill(caseload, 600)
+        server: Server, member_db: Database, make_device: Callable[..., Device]) -> None:
+    fill(member_db, 600)
     target = urlsplit(server.url)
     assert target.hostname and target.port
     with ChaosProxy(target.hostname, target.port) as proxy:
-        device = make_device(caseload, url=proxy.url,
+        device = make_device(member_db, url=proxy.url,
                              options=fast_options(batch_size=50, checkpoint_interval=0))
         # The network dies about half-way through the pull (~135 kB in all, gzipped).
         proxy.outage_after(70_000)
-        broken = device.sync(caseload.name)
+        broken = device.sync(member_db.name)
         assert broken.state is SyncState.UNREACHABLE
         stored = broken.pull.docs_written
         assert 0 < stored < 600
 
         proxy.heal()
-        resumed = device.sync(caseload.name)
+        resumed = device.sync(member_db.name)
         assert resumed.ok
         # Only what came after the checkpoint (at most one batch behind what was stored) was
         # listed again, and nothing was stored twice.
         assert resumed.pull.missing_checked <= 600 - stored + 50
         assert stored + resumed.pull.docs_written == 600
-    assert device_leaves(device.store.database(caseload.name)) == server_leaves(caseload)
+    assert device_leaves(device.store.database(member_db.name)) == server_leaves(member_db)

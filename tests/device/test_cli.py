@@ -1,5 +1,5 @@
 """``carecouch-device`` end to end against the real server: one-line errors, exit codes 0/1/2,
-JSON where output is data, and help on every command."""
+JSON where output is data (help on every command: tests/test_cli_help.py)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,22 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import click
 import pytest
 from click.testing import CliRunner, Result
 
 from carecouch.couch import Database
 from mobile_stub.cli import main
-from tests.conftest import Server
+from tests.helpers.devices import PASSPHRASE
 from tests.helpers.fixtures import User
-
-from .conftest import PASSPHRASE
+from tests.helpers.server import Server
 
 Invoke = Callable[..., Result]
 
 
-def test_a_day_offline_and_back(run: Invoke, server: Server, caseload: Database,
+def test_a_day_offline_and_back(run: Invoke, server: Server, member_db: Database,
                                 tmp_path: Path) -> None:
-    assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
-    again = run("init", "--server", server.url, "--db", caseload.name)
+    assert run("init", "--server", server.url, "--db", member_db.name).exit_code == 0
+    again = run("init", "--server", server.url, "--db", member_db.name)
     assert again.exit_code == 1 and again.stderr.count("\n") == 1
     assert "already exists" in again.stderr
 
@@ -42,7 +40,7 @@ def test_a_day_offline_and_back(run: Invoke, server: Server, caseload: Database,
     assert synced.exit_code == 0, synced.output
     (report,) = json.loads(synced.stdout)
     assert report["state"] == "ok" and report["push"]["docs_written"] == 1
-    assert caseload.get(record["id"])["text"] == "seen at home"
+    assert member_db.get(record["id"])["text"] == "seen at home"
 
     status = json.loads(run("status", "--json").stdout)
     (db,) = status["databases"]
@@ -60,12 +58,12 @@ def test_a_day_offline_and_back(run: Invoke, server: Server, caseload: Database,
     assert not (tmp_path / "device" / "store.sqlite").exists()
 
 
-def test_usage_and_configuration_errors(run: Invoke, server: Server, caseload: Database,
+def test_usage_and_configuration_errors(run: Invoke, server: Server, member_db: Database,
                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    assert run("init", "--db", caseload.name).exit_code == 2
+    assert run("init", "--db", member_db.name).exit_code == 2
     with_password = run("init", "--server", "http://u:p@127.0.0.1:1", "--db", "x")
     assert with_password.exit_code == 2 and "without credentials" in with_password.stderr
-    assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
+    assert run("init", "--server", server.url, "--db", member_db.name).exit_code == 0
     monkeypatch.delenv("CARECOUCH_DEVICE_PASSWORD")
     missing = run("sync")
     assert missing.exit_code == 1 and "CARECOUCH_DEVICE_PASSWORD" in missing.stderr
@@ -75,25 +73,11 @@ def test_usage_and_configuration_errors(run: Invoke, server: Server, caseload: D
         "carecouch-device: error: wrong passphrase for this device store")
 
 
-def test_every_command_has_help() -> None:
-    assert main.help
-    pending: list[tuple[str, click.Command]] = list(main.commands.items())
-    assert {"enrol", "login", "lease", "record"} <= {name for name, _ in pending}
-    while pending:
-        name, command = pending.pop()
-        assert command.help and command.help.strip(), name
-        for param in command.params:
-            if param.param_type_name == "option":
-                assert getattr(param, "help", None), f"{name} {param.name}"
-        if isinstance(command, click.Group):  # lease claim|renew|release, record new|...
-            pending += [(f"{name} {sub}", cmd) for sub, cmd in command.commands.items()]
-
-
 def test_a_store_without_the_bridge_cannot_make_an_exclusive_record(
-        run: Invoke, server: Server, caseload: Database) -> None:
+        run: Invoke, server: Server, member_db: Database) -> None:
     # Only the bridge creates exclusive records (exclusive.js); the device says how, and
     # makes nothing the server would refuse.
-    assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
+    assert run("init", "--server", server.url, "--db", member_db.name).exit_code == 0
     refused = run("record", "new", "cd_check", "--subject", "patient-3",
                   "--set", "medication=morphine 10 mg", "--set", "expected_count=12")
     assert refused.exit_code == 1 and refused.stderr.count("\n") == 1, refused.output
@@ -119,7 +103,7 @@ def test_a_weak_store_passphrase_is_refused(tmp_path: Path, monkeypatch: pytest.
 
 
 def test_prompts_without_a_terminal_end_in_one_error_line(
-        tmp_path: Path, server: Server, caseload: Database, member: User,
+        tmp_path: Path, server: Server, member_db: Database, member: User,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARECOUCH_DEVICE_STORE", str(tmp_path / "p" / "store.sqlite"))
     monkeypatch.delenv("CARECOUCH_DEVICE_PASSPHRASE", raising=False)

@@ -15,36 +15,36 @@ from .support import device_leaves, server_leaves
 
 
 def test_two_devices_converge_and_see_the_same_conflict(
-        caseload: Database, make_device: Callable[..., Device]) -> None:
-    caseload.put({"_id": "careplan:1", "type": "careplan", "subject": "patient:7",
+        member_db: Database, make_device: Callable[..., Device]) -> None:
+    member_db.put({"_id": "careplan:1", "type": "careplan", "subject": "patient:7",
                   "goals": ["mobility"]})
-    alice, bob = make_device(caseload), make_device(caseload)
-    assert alice.sync(caseload.name).ok and bob.sync(caseload.name).ok
+    alice, bob = make_device(member_db), make_device(member_db)
+    assert alice.sync(member_db.name).ok and bob.sync(member_db.name).ok
 
     for device in (alice, bob):
         device.store.set_offline(True)
-    a_doc = alice.store.database(caseload.name).get("careplan:1")
-    b_doc = bob.store.database(caseload.name).get("careplan:1")
-    alice.edit(caseload.name, {**a_doc, "goals": ["mobility", "diet"]})
-    bob.edit(caseload.name, {**b_doc, "goals": ["sleep"]})
-    bob.new_record(caseload.name, "observation", {"subject": "patient:7", "pulse": 71})
-    offline = alice.sync(caseload.name)
+    a_doc = alice.store.database(member_db.name).get("careplan:1")
+    b_doc = bob.store.database(member_db.name).get("careplan:1")
+    alice.edit(member_db.name, {**a_doc, "goals": ["mobility", "diet"]})
+    bob.edit(member_db.name, {**b_doc, "goals": ["sleep"]})
+    bob.new_record(member_db.name, "observation", {"subject": "patient:7", "pulse": 71})
+    offline = alice.sync(member_db.name)
     assert offline.state is SyncState.OFFLINE
 
     for device in (alice, bob):
         device.store.set_offline(False)
-    assert alice.sync(caseload.name).ok
-    assert bob.sync(caseload.name).ok
-    assert alice.sync(caseload.name).ok
+    assert alice.sync(member_db.name).ok
+    assert bob.sync(member_db.name).ok
+    assert alice.sync(member_db.name).ok
 
-    on_server = caseload.get("careplan:1", conflicts=True)
+    on_server = member_db.get("careplan:1", conflicts=True)
     assert len(on_server["_conflicts"]) == 1
     for device in (alice, bob):
-        local = device.store.database(caseload.name)
+        local = device.store.database(member_db.name)
         mine = local.get("careplan:1", conflicts=True)
         assert (mine["_rev"], mine["_conflicts"]) == (on_server["_rev"], on_server["_conflicts"])
         assert local.conflicted_ids() == ["careplan:1"]
-        assert device_leaves(local) == server_leaves(caseload)
+        assert device_leaves(local) == server_leaves(member_db)
 
 
 def server_offset_ms(db: Database) -> float:
@@ -53,48 +53,48 @@ def server_offset_ms(db: Database) -> float:
 
 
 def test_a_local_edit_carries_device_time_and_clock_offset(
-        caseload: Database, make_device: Callable[..., Device]) -> None:
-    device = make_device(caseload)
-    assert device.sync(caseload.name).ok  # an answer from the server: an offset estimate
-    doc = device.new_record(caseload.name, "observation", {"subject": "patient:1", "pulse": 60})
-    stored = device.store.database(caseload.name).get(doc["_id"])
+        member_db: Database, make_device: Callable[..., Device]) -> None:
+    device = make_device(member_db)
+    assert device.sync(member_db.name).ok  # an answer from the server: an offset estimate
+    doc = device.new_record(member_db.name, "observation", {"subject": "patient:1", "pulse": 60})
+    stored = device.store.database(member_db.name).get(doc["_id"])
     assert stored["at"].endswith("Z") and stored["device"] == device.store.device_id
     # An independent reading of the server's clock agrees, within Date's 1 s resolution.
     assert isinstance(stored["clock_offset_ms"], int)
-    assert abs(stored["clock_offset_ms"] - server_offset_ms(caseload)) <= 1500
+    assert abs(stored["clock_offset_ms"] - server_offset_ms(member_db)) <= 1500
     assert stored["author"] == device.credentials.current().username
-    assert device.sync(caseload.name).ok
-    assert caseload.get(doc["_id"])["clock_offset_ms"] == stored["clock_offset_ms"]
+    assert device.sync(member_db.name).ok
+    assert member_db.get(doc["_id"])["clock_offset_ms"] == stored["clock_offset_ms"]
 
 
-def test_deletions_replicate_both_ways(caseload: Database,
+def test_deletions_replicate_both_ways(member_db: Database,
                                        make_device: Callable[..., Device]) -> None:
-    first = caseload.put({"_id": "task:1", "type": "task"})
-    caseload.put({"_id": "task:2", "type": "task"})
-    device = make_device(caseload)
-    assert device.sync(caseload.name).ok
-    caseload.delete("task:1", first["rev"])
-    local = device.store.database(caseload.name)
-    device.delete(caseload.name, "task:2", local.get("task:2")["_rev"])
-    assert device.sync(caseload.name).ok
+    first = member_db.put({"_id": "task:1", "type": "task"})
+    member_db.put({"_id": "task:2", "type": "task"})
+    device = make_device(member_db)
+    assert device.sync(member_db.name).ok
+    member_db.delete("task:1", first["rev"])
+    local = device.store.database(member_db.name)
+    device.delete(member_db.name, "task:2", local.get("task:2")["_rev"])
+    assert device.sync(member_db.name).ok
     assert local.doc_ids() == []
-    assert caseload.get_or_none("task:2") is None
-    assert device_leaves(local) == server_leaves(caseload)
+    assert member_db.get_or_none("task:2") is None
+    assert device_leaves(local) == server_leaves(member_db)
 
 
-def test_attachments_travel_both_ways(caseload: Database,
+def test_attachments_travel_both_ways(member_db: Database,
                                       make_device: Callable[..., Device]) -> None:
     photo = base64.b64encode(b"\x89PNG wound photo \x00\x01\x02").decode()
-    caseload.put({"_id": "wound:1", "type": "wound", "_attachments": {
+    member_db.put({"_id": "wound:1", "type": "wound", "_attachments": {
         "photo.png": {"content_type": "image/png", "data": photo}}})
-    device = make_device(caseload)
-    assert device.sync(caseload.name).ok
-    local = device.store.database(caseload.name)
+    device = make_device(member_db)
+    assert device.sync(member_db.name).ok
+    local = device.store.database(member_db.name)
     pulled = local.get("wound:1")
     assert pulled["_attachments"]["photo.png"]["data"] == photo
-    device.edit(caseload.name, {**pulled, "healing": "good"})
-    assert device.sync(caseload.name).ok
-    on_server = caseload.get("wound:1", attachments=True)
+    device.edit(member_db.name, {**pulled, "healing": "good"})
+    assert device.sync(member_db.name).ok
+    on_server = member_db.get("wound:1", attachments=True)
     assert on_server["healing"] == "good" and on_server["_rev"].startswith("2-")
     assert on_server["_attachments"]["photo.png"]["data"] == photo
-    assert device_leaves(local) == server_leaves(caseload)
+    assert device_leaves(local) == server_leaves(member_db)

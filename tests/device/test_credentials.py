@@ -10,24 +10,24 @@ from carecouch.couch import CouchClient, Database
 from mobile_stub.credentials import Credentials
 from mobile_stub.device import Device
 from mobile_stub.replication import SyncState
-from tests.conftest import Server
+from tests.helpers.devices import UserCredentials
 from tests.helpers.fixtures import User
+from tests.helpers.server import Server
 
-from .conftest import UserCredentials
 from .support import delete_user
 
 
 def test_a_401_renews_the_credentials_once_and_the_sync_goes_on(
-        server: Server, admin: CouchClient, caseload: Database, member: User,
+        server: Server, admin: CouchClient, member_db: Database, member: User,
         make_device: Callable[..., Device]) -> None:
-    caseload.put({"_id": "observation:1", "type": "observation"})
-    device = make_device(caseload, member)
-    assert device.sync(caseload.name).ok
-    device.new_record(caseload.name, "note", {"subject": "patient:1", "text": "after revoke"})
-    caseload.put({"_id": "observation:2", "type": "observation"})
+    member_db.put({"_id": "observation:1", "type": "observation"})
+    device = make_device(member_db, member)
+    assert device.sync(member_db.name).ok
+    device.new_record(member_db.name, "note", {"subject": "patient:1", "text": "after revoke"})
+    member_db.put({"_id": "observation:2", "type": "observation"})
     delete_user(admin, server.url, member.name, member.password)
 
-    report = device.sync(caseload.name)
+    report = device.sync(member_db.name)
     assert report.ok, report.message
     assert report.renewed_credentials
     credentials = device.credentials
@@ -37,20 +37,20 @@ def test_a_401_renews_the_credentials_once_and_the_sync_goes_on(
 
 
 def test_a_second_401_stops_the_sync_with_a_clear_status(
-        server: Server, admin: CouchClient, caseload: Database, member: User,
+        server: Server, admin: CouchClient, member_db: Database, member: User,
         make_device: Callable[..., Device]) -> None:
-    device = make_device(caseload, member)
-    assert device.sync(caseload.name).ok
+    device = make_device(member_db, member)
+    assert device.sync(member_db.name).ok
     delete_user(admin, server.url, member.name, member.password)
     credentials = device.credentials
     assert isinstance(credentials, UserCredentials)
     credentials.renew_with = Credentials(member.name, "not-the-password")
 
-    report = device.sync(caseload.name)
+    report = device.sync(member_db.name)
     assert report.state is SyncState.UNAUTHORIZED
     assert "log in again" in report.message
     assert credentials.renewals == 1  # once, not in a loop
 
     credentials.can_renew = False  # no renewal at all: stopped at the first 401
-    report = device.sync(caseload.name)
+    report = device.sync(member_db.name)
     assert report.state is SyncState.UNAUTHORIZED and credentials.renewals == 2

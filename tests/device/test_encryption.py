@@ -14,8 +14,7 @@ from mobile_stub.crypto import KdfParams, Sealer, new_data_key
 from mobile_stub.device import Device
 from mobile_stub.errors import StoreLocked, StoreMissing, WrongPassphrase
 from mobile_stub.store import DeviceStore
-
-from .conftest import FAST_KDF, PASSPHRASE
+from tests.helpers.devices import FAST_KDF, PASSPHRASE
 
 NAME = "Philippa Quackenbush-Oyelaran"
 NOTE = "allergic to penicillin; lives with her daughter Zuleika"
@@ -40,18 +39,18 @@ def leaked(directory: Path, secrets: list[str]) -> dict[str, list[str]]:
 
 
 def test_no_plaintext_patient_data_in_any_store_file(
-        caseload: Database, make_device: Callable[..., Device]) -> None:
-    caseload.put({"_id": "_design/rules", "validate_doc_update": RULES})
-    caseload.put({"_id": "patient:1", "type": "patient", "name": NAME, "note": NOTE})
-    device = make_device(caseload)
-    assert device.sync(caseload.name).ok
-    doc = device.store.database(caseload.name).get("patient:1")
-    device.edit(caseload.name, {**doc, "note": NOTE + " (confirmed)"})
-    device.new_record(caseload.name, "note", {"subject": "patient:1", "refuse": True,
+        member_db: Database, make_device: Callable[..., Device]) -> None:
+    member_db.put({"_id": "_design/rules", "validate_doc_update": RULES})
+    member_db.put({"_id": "patient:1", "type": "patient", "name": NAME, "note": NOTE})
+    device = make_device(member_db)
+    assert device.sync(member_db.name).ok
+    doc = device.store.database(member_db.name).get("patient:1")
+    device.edit(member_db.name, {**doc, "note": NOTE + " (confirmed)"})
+    device.new_record(member_db.name, "note", {"subject": "patient:1", "refuse": True,
                                               "name": REFUSED, "text": NOTE})
-    report = device.sync(caseload.name)
+    report = device.sync(member_db.name)
     assert report.ok and report.rejected == 1  # the server's reason quotes the name
-    assert REFUSED in device.rejections(caseload.name)[0].reason
+    assert REFUSED in device.rejections(member_db.name)[0].reason
     directory = device.store.path.parent
 
     # While open (WAL and shared-memory files present) and after closing.
@@ -61,7 +60,7 @@ def test_no_plaintext_patient_data_in_any_store_file(
     assert leaked(directory, [NAME, NOTE, REFUSED, "penicillin"]) == {}
 
     reopened = DeviceStore.open(device.store.path, PASSPHRASE)
-    assert reopened.database(caseload.name).get("patient:1")["name"] == NAME
+    assert reopened.database(member_db.name).get("patient:1")["name"] == NAME
     reopened.close()
 
 

@@ -13,8 +13,8 @@ import pytest
 from carecouch.couch import Database
 from mobile_stub.device import Device
 from mobile_stub.replication import PullOptions, PushOptions, ReplicatorOptions, RetryPolicy
-from tests.conftest import Server
 from tests.helpers.chaos_proxy import ChaosProxy
+from tests.helpers.server import Server
 
 from .support import device_leaves, server_leaves
 
@@ -56,7 +56,7 @@ def edit_on_device(device: Device, db: str, round_: int) -> None:
 
 
 @pytest.fixture
-def rewrites(caseload: Database, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+def rewrites(member_db: Database, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """Revisions a device sent with ``_bulk_docs`` although the server already held them.
 
     Wraps the real call (it still goes over HTTP): before each device write, asks the server
@@ -68,8 +68,8 @@ def rewrites(caseload: Database, monkeypatch: pytest.MonkeyPatch) -> list[tuple[
 
     def spy(self: Database, docs: list[dict[str, Any]], *, new_edits: bool = True
             ) -> list[dict[str, Any]]:
-        if not new_edits and self.client is not caseload.client:
-            diff = caseload.revs_diff({d["_id"]: [d["_rev"]] for d in docs})
+        if not new_edits and self.client is not member_db.client:
+            diff = member_db.revs_diff({d["_id"]: [d["_rev"]] for d in docs})
             found.extend((d["_id"], d["_rev"]) for d in docs
                          if d["_rev"] not in diff.get(d["_id"], {}).get("missing", []))
         return original(self, docs, new_edits=new_edits)
@@ -80,31 +80,31 @@ def rewrites(caseload: Database, monkeypatch: pytest.MonkeyPatch) -> list[tuple[
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
 def test_random_cuts_lose_and_duplicate_nothing(
-        seed: int, server: Server, caseload: Database, make_device: Callable[..., Device],
+        seed: int, server: Server, member_db: Database, make_device: Callable[..., Device],
         rewrites: list[tuple[str, str]]) -> None:
     target = urlsplit(server.url)
     assert target.hostname and target.port
     with ChaosProxy(target.hostname, target.port, seed=seed, cut_probability=1.0,
                     max_bytes=16_000) as proxy:
-        device = make_device(caseload, url=proxy.url, options=CHAOS)
+        device = make_device(member_db, url=proxy.url, options=CHAOS)
         for round_ in range(3):
-            edit_on_server(caseload, round_)
-            edit_on_device(device, caseload.name, round_)
+            edit_on_server(member_db, round_)
+            edit_on_device(device, member_db.name, round_)
             for _ in range(300):
-                if device.sync(caseload.name).ok:
+                if device.sync(member_db.name).ok:
                     break
             else:
                 pytest.fail(f"no complete sync in 300 tries under faults (seed {seed})")
         assert proxy.stats.cuts >= 20, proxy.stats  # the network really was hostile
         proxy.set_faults(0.0)
-        assert device.sync(caseload.name).ok  # a clean pass: nothing left to move either way
+        assert device.sync(member_db.name).ok  # a clean pass: nothing left to move either way
 
-    local = device.store.database(caseload.name)
+    local = device.store.database(member_db.name)
     # Nothing lost, nothing duplicated: the same leaves, with the same histories and bodies,
     # on both sides, and no revision the device holds kept as refused.
-    assert device_leaves(local) == server_leaves(caseload)
-    assert device.rejections(caseload.name) == []
-    if caseload.copies() == 1:
+    assert device_leaves(local) == server_leaves(member_db)
+    assert device.rejections(member_db.name) == []
+    if member_db.copies() == 1:
         # One copy answers _revs_diff with everything it holds, so a step retried after a
         # cut never sends again what reached the server. A cluster answers from the first
         # copy of each shard range to reply (fabric_doc_missing_revs), which may not hold yet

@@ -32,20 +32,20 @@ def fill(db: Database) -> None:
     ReplicationFilter.mango({"type": {"$in": ["observation", "careplan"]}}),
 ], ids=["design", "selector"])
 def test_filtered_pull_holds_only_what_the_filter_selects(
-        replication_filter: ReplicationFilter, caseload: Database,
+        replication_filter: ReplicationFilter, member_db: Database,
         make_device: Callable[..., Device]) -> None:
-    fill(caseload)
-    device = make_device(caseload, filter=replication_filter)
-    report = device.sync(caseload.name)
+    fill(member_db)
+    device = make_device(member_db, filter=replication_filter)
+    report = device.sync(member_db.name)
     assert report.ok, report.message
-    local = device.store.database(caseload.name)
+    local = device.store.database(member_db.name)
     assert sorted(local.doc_ids()) == sorted(
         f"{kind}:{i}" for kind in ("observation", "careplan") for i in range(5))
     assert local.get("careplan:0", revs=True)["_revisions"]["start"] == 2
     # New matching and non-matching documents: only the matching one arrives.
-    caseload.bulk_docs([{"_id": "observation:new", "type": "observation"},
+    member_db.bulk_docs([{"_id": "observation:new", "type": "observation"},
                         {"_id": "billing:new", "type": "billing"}])
-    assert device.sync(caseload.name).pull.docs_written == 1
+    assert device.sync(member_db.name).pull.docs_written == 1
 
 
 def test_the_filter_round_trips_as_json() -> None:

@@ -42,53 +42,53 @@ def pouchdb(tmp_path: Path, url: str, user: User, steps: list[dict[str, Any]]) -
     return json.loads(done.stdout)
 
 
-def test_pouchdb_and_the_device_converge(tmp_path: Path, caseload: Database, member: User,
+def test_pouchdb_and_the_device_converge(tmp_path: Path, member_db: Database, member: User,
                                          make_device: Callable[..., Device]) -> None:
-    url = f"{caseload.client.url}/{caseload.name}"
-    caseload.put({"_id": "careplan:shared", "type": "careplan", "goals": []})
-    device = make_device(caseload, member)
-    assert device.sync(caseload.name).ok
+    url = f"{member_db.client.url}/{member_db.name}"
+    member_db.put({"_id": "careplan:shared", "type": "careplan", "goals": []})
+    device = make_device(member_db, member)
+    assert device.sync(member_db.name).ok
     pouch_docs = [{"_id": f"observation:pouch{i}", "type": "observation", "value": i}
                   for i in range(20)]
     pouchdb(tmp_path, url, member, [{"op": "put", "docs": pouch_docs}, {"op": "sync"}])
 
     # Both sides edit the shared record while apart: a conflict.
     for i in range(20):
-        device.new_record(caseload.name, "observation", {"value": i, "by": "device"})
-    local = device.store.database(caseload.name)
-    device.edit(caseload.name, {**local.get("careplan:shared"), "goals": ["device"]})
+        device.new_record(member_db.name, "observation", {"value": i, "by": "device"})
+    local = device.store.database(member_db.name)
+    device.edit(member_db.name, {**local.get("careplan:shared"), "goals": ["device"]})
     pouchdb(tmp_path, url, member, [{"op": "edit", "id": "careplan:shared",
                                      "set": {"goals": ["pouch"]}}])
 
-    assert device.sync(caseload.name).ok
+    assert device.sync(member_db.name).ok
     result = pouchdb(tmp_path, url, member, [{"op": "sync"}, {"op": "dump"}])
-    assert device.sync(caseload.name).ok
+    assert device.sync(member_db.name).ok
 
-    expected = server_leaves(caseload)
+    expected = server_leaves(member_db)
     assert len(expected) == 41 and len(expected["careplan:shared"]) == 2
     assert device_leaves(local) == expected
     assert pouch_leaves(result["dump"]) == expected
-    winner = caseload.get("careplan:shared")["_rev"]
+    winner = member_db.get("careplan:shared")["_rev"]
     assert local.get("careplan:shared")["_rev"] == winner
 
 
 def test_a_pouchdb_app_keeping_checkpoints_on_the_device_cannot_be_made_to_skip(
-        tmp_path: Path, caseload: Database, member: User,
+        tmp_path: Path, member_db: Database, member: User,
         make_user: Callable[..., User]) -> None:
     """What docs/device.md tells a PouchDB app: with PouchDB's default checkpoints (on both
     sides), another member who raises the server copy of the app's pull checkpoint hides new
     records from it; with ``checkpoint: "target"`` on the pull (``"source"`` on the push)
     PouchDB keeps and reads its checkpoints on the device only."""
-    url = f"{caseload.client.url}/{caseload.name}"
-    attacker = make_user(roles=[member.roles[0]]).client.db(caseload.name)
-    caseload.bulk_docs([{"_id": f"observation:old{i}", "type": "observation"}
+    url = f"{member_db.client.url}/{member_db.name}"
+    attacker = make_user(roles=[member.roles[0]]).client.db(member_db.name)
+    member_db.bulk_docs([{"_id": f"observation:old{i}", "type": "observation"}
                         for i in range(10)])
 
     def raise_checkpoints(local_requests: list[str]) -> int:
         forged = 0
         for doc_id in {r.split(" ", 1)[1] for r in local_requests if r.startswith("PUT ")}:
             doc = attacker.get(doc_id)
-            doc["last_seq"] = caseload.info()["update_seq"]
+            doc["last_seq"] = member_db.info()["update_seq"]
             attacker.put(doc)
             forged += 1
         return forged
@@ -98,7 +98,7 @@ def test_a_pouchdb_app_keeping_checkpoints_on_the_device_cannot_be_made_to_skip(
     default.mkdir()
     first = pouchdb(default, url, member, [{"op": "pull"}])
     assert first["pull"] == [10]
-    caseload.bulk_docs([{"_id": f"observation:new{i}", "type": "observation"}
+    member_db.bulk_docs([{"_id": f"observation:new{i}", "type": "observation"}
                         for i in range(30)])
     assert raise_checkpoints(first["local_requests"]) == 1
     assert pouchdb(default, url, member, [{"op": "pull"}])["pull"] == [0]  # 30 hidden
@@ -109,7 +109,7 @@ def test_a_pouchdb_app_keeping_checkpoints_on_the_device_cannot_be_made_to_skip(
     options = {"checkpoint": "target"}
     first = pouchdb(safe, url, member, [{"op": "pull", "options": options}])
     assert first["pull"] == [40] and first["local_requests"] == []
-    caseload.bulk_docs([{"_id": f"observation:newer{i}", "type": "observation"}
+    member_db.bulk_docs([{"_id": f"observation:newer{i}", "type": "observation"}
                         for i in range(30)])
     assert raise_checkpoints(first["local_requests"]) == 0  # nothing of it on the server
     again = pouchdb(safe, url, member, [{"op": "pull", "options": options}])

@@ -14,10 +14,9 @@ from carecouch.clock import utc_now
 from carecouch.couch import CouchClient, Doc
 from carecouch.ids import caseload_db
 from mobile_stub.session import BridgeSession
-from tests.bridge.conftest import BridgeServer, World
+from tests.helpers.bridges import BridgeServer, World
+from tests.helpers.devices import Clinician, exclusive_record
 from tests.helpers.records import observation, push
-
-from .conftest import Clinician, exclusive_record
 
 
 def verify(run_cli: Callable[..., Any], caseload: str, since: str) -> tuple[int, dict[str, Any]]:
@@ -33,7 +32,7 @@ def test_what_a_device_signed_verifies_and_anything_else_is_flagged(
         enrolled: Callable[..., BridgeSession], clinician: Callable[..., Clinician],
         world: World, admin: CouchClient, server: Any, run_cli: Callable[..., Any]) -> None:
     since = utc_now()
-    time.sleep(0.01)
+    time.sleep(0.01)  # what follows is stamped (by real clocks) strictly after `since`
     session = enrolled(clinician())
     device, db_name = session.device(), caseload_db(world.caseloads["a"])
     obs = device.new_record(db_name, "observation", {
@@ -98,7 +97,7 @@ def test_exclusive_records_the_bridge_writes_are_signed_by_the_bridge(
         bridge: BridgeServer, world: World, admin: CouchClient,
         run_cli: Callable[..., Any]) -> None:
     since = utc_now()
-    time.sleep(0.01)
+    time.sleep(0.01)  # what follows is stamped (by real clocks) strictly after `since`
     record = exclusive_record(bridge, world)
     doc: Doc = admin.db(caseload_db(world.caseloads["a"])).get(record)
     assert doc["signature"]["signer"] == "bridge"

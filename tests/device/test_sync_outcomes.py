@@ -12,9 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from carecouch.couch import Database
-from tests.conftest import Server
-
-from .conftest import Invoke
+from tests.helpers.devices import Invoke
+from tests.helpers.server import Server
 
 Run = Invoke
 RULES = """function (newDoc) {
@@ -32,9 +31,9 @@ def closed_port() -> Iterator[int]:
 
 
 def test_a_refused_write_fails_the_sync_and_is_named(run: Run, server: Server,
-                                                    caseload: Database) -> None:
-    caseload.put({"_id": "_design/rules", "validate_doc_update": RULES})
-    assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
+                                                    member_db: Database) -> None:
+    member_db.put({"_id": "_design/rules", "validate_doc_update": RULES})
+    assert run("init", "--server", server.url, "--db", member_db.name).exit_code == 0
     good = json.loads(run("--json", "put", stdin=json.dumps(
         {"type": "note", "subject": "patient:1"})).stdout)
     bad = json.loads(run("--json", "put", stdin=json.dumps(
@@ -48,7 +47,7 @@ def test_a_refused_write_fails_the_sync_and_is_named(run: Run, server: Server,
                                   "code": "test.refused"}]
     assert synced.stderr.strip() == ("1 write refused by the server: see `carecouch-device "
                                      "status` for the way out")
-    assert caseload.get(good["id"])["_rev"] == good["rev"]
+    assert member_db.get(good["id"])["_rev"] == good["rev"]
     status = run("status").stdout
     assert f"refused: {bad['id']} {bad['rev']}: test.refused: not this one (way out: " \
            f"carecouch-device discard {bad['id']})" in status
@@ -77,17 +76,17 @@ def test_an_unreachable_server_is_said_at_once(run: Run, closed_port: int) -> No
     assert elapsed < 20  # was 68.5 s for four databases (8 tries each); measured ~0.5 s
 
 
-def test_progress_on_long_syncs_and_quiet(run: Run, server: Server, caseload: Database,
+def test_progress_on_long_syncs_and_quiet(run: Run, server: Server, member_db: Database,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     from mobile_stub.commands import cmd_sync
 
-    caseload.bulk_docs([{"_id": f"note:{i:04d}", "type": "note"} for i in range(600)])
-    assert run("init", "--server", server.url, "--db", caseload.name).exit_code == 0
+    member_db.bulk_docs([{"_id": f"note:{i:04d}", "type": "note"} for i in range(600)])
+    assert run("init", "--server", server.url, "--db", member_db.name).exit_code == 0
     monkeypatch.setattr(cmd_sync, "PROGRESS_EVERY", 0.0)  # every batch counts as "long"
     loud = run("sync")
     assert loud.exit_code == 0
     lines = [line for line in loud.stderr.splitlines() if "so far" in line]
-    assert lines and all(line.startswith(f"{caseload.name}: pulled ") for line in lines)
-    caseload.bulk_docs([{"_id": f"note:x{i:04d}", "type": "note"} for i in range(300)])
+    assert lines and all(line.startswith(f"{member_db.name}: pulled ") for line in lines)
+    member_db.bulk_docs([{"_id": f"note:x{i:04d}", "type": "note"} for i in range(300)])
     quiet = run("sync", "--quiet")
     assert quiet.exit_code == 0 and quiet.stderr == ""

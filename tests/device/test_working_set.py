@@ -29,10 +29,9 @@ from mobile_stub.errors import DeviceOffline
 from mobile_stub.replication import SyncState
 from mobile_stub.session import BridgeSession
 from mobile_stub.store import DeviceStore
-from tests.bridge.conftest import BridgeServer, World
+from tests.helpers.bridges import BridgeServer, World
+from tests.helpers.devices import Invoke, fast_options
 from tests.helpers.records import envelope, iso, put
-
-from .conftest import Invoke, fast_options
 
 POLICY = """\
 version: 1

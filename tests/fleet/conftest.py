@@ -8,11 +8,8 @@ server; the bridge itself talks to CouchDB directly.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,92 +17,17 @@ import pytest
 
 from carecouch.couch import CouchClient
 from carecouch.credentials import CredentialStore
-from carecouch.fleet import FLEET_DB, FleetStore
+from carecouch.fleet import FLEET_DB
 from carecouch.ids import caseload_db, registry_doc_id
 from carecouch.provisioning import Provisioner
 from carecouch.registry import REGISTRY_DB
-from mobile_stub import enrolment, reports
-from mobile_stub.crypto import KdfParams
+from mobile_stub import reports
 from mobile_stub.device import Device
 from mobile_stub.session import BridgeSession
-from mobile_stub.store import DeviceStore
-from tests.bridge.conftest import BridgeEnv, BridgeServer, _start
-from tests.bridge.conftest import bridge as bridge  # noqa: F401  (fixtures, re-exported)
-from tests.bridge.conftest import bridge_env as bridge_env  # noqa: F401
-from tests.bridge.conftest import world as world  # noqa: F401
-from tests.conftest import Server
-from tests.device.conftest import FAST_KDF, PASSPHRASE, fast_options
+from tests.fleet.support import METRICS_TOKEN, POLICY, REFUSING, VITALS, Fleet, Scenario
+from tests.helpers.bridges import BridgeEnv, start_bridge
 from tests.helpers.chaos_proxy import ChaosProxy
-from tests.helpers.records import observation
-
-POLICY = """\
-version: 1
-defaults:
-  credential_lifetime: 1h
-  offline_grace: 2d
-admins:
-  groups: [it-{run}]
-break_glass:
-  groups: [senior-{run}]
-  lifetime: 15m
-rules:
-  - name: fleet nurses
-    groups: [nurses-{run}]
-    clinical_roles: [nurse]
-    teams: [fleet-{run}]
-  - name: medics
-    groups: [medics-{run}]
-    clinical_roles: [nurse]
-    teams: [medics-{run}]
-"""
-# A rule beside the record rules that the device cannot know of (it learns only
-# _design/carecouch): the server refuses what it marks, as a refused write in the field.
-REFUSING = """function (newDoc) {
-  if (newDoc.visit === 'refuse-me') {
-    throw({forbidden: 'fleet.refused: this visit of patient-0042 is refused'});
-  }
-}"""
-METRICS_TOKEN = secrets.token_urlsafe(32)
-VITALS = {k: v for k, v in observation("x", "y").items()
-          if k not in ("_id", "type", "author", "device", "at", "clock_offset_ms")}
-
-
-@dataclass
-class Fleet:
-    run: str
-    bridge: BridgeServer
-    proxy: ChaosProxy
-    admin: CouchClient
-    caseloads: dict[str, str]          # north, south, east -> id
-    stores: list[DeviceStore] = field(default_factory=list)
-    directory: Path = Path()
-
-    @property
-    def store(self) -> FleetStore:
-        return FleetStore(self.admin)
-
-    def token(self, user: str, *groups: str) -> str:
-        return self.bridge.idp.token(user, [g.format(run=self.run) for g in groups],
-                                     lifetime=3600)
-
-    def admin_token(self) -> str:
-        return self.token(f"it-lead-{self.run}", "it-{run}")
-
-    def device(self, name: str, *, label: str | None = None, group: str = "nurses"
-               ) -> tuple[BridgeSession, Device]:
-        """A reference device enrolled as nurse ``name`` (of ``group``: "nurses" hold north
-        and south, "medics" west) and logged in."""
-        path = self.directory / f"{name}-{uuid.uuid4().hex[:6]}" / "store.sqlite"
-        store = DeviceStore.create(path, PASSPHRASE, kdf=KdfParams.new(**FAST_KDF))
-        self.stores.append(store)
-        enrolment.enrol(store, self.bridge.url, self.token(f"{name}-{self.run}",
-                                                           group + "-{run}"), label)
-        session = BridgeSession(store)
-        session.login()
-        return session, session.device(options=fast_options())
-
-    def db(self, key: str) -> str:
-        return caseload_db(self.caseloads[key])
+from tests.helpers.server import Server
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +48,7 @@ def fleet(server: Server, admin: CouchClient, bridge_env: BridgeEnv,  # noqa: F8
     directory = tmp_path_factory.mktemp("fleet")
     settings: dict[str, Any] = {"CARECOUCH_BRIDGE_PUBLIC_COUCHDB_URL": proxy.url,
                                 "CARECOUCH_BRIDGE_METRICS_TOKEN": METRICS_TOKEN}
-    bridge, running = _start(server, bridge_env, directory / "bridge",
+    bridge, running = start_bridge(server, bridge_env, directory / "bridge",
                              POLICY.format(run=run), settings)
     found = Fleet(run, bridge, proxy, admin, ids, directory=directory)
     try:
@@ -160,16 +82,6 @@ def _cleanup(admin: CouchClient, run: str, caseloads: list[str]) -> None:
         record = registry.get_or_none(registry_doc_id(caseload))
         if record is not None:
             registry.delete(record["_id"], record["_rev"])
-
-
-@dataclass
-class Scenario:
-    """The known fleet every fleet test asserts on (see :func:`scenario`)."""
-
-    fleet: Fleet
-    devices: dict[str, str]                 # name -> device id
-    queued_before_send: dict[str, list[dict[str, Any]]]
-    care_plan: str = ""
 
 
 def _observation(device: Device, db: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from carecouch.embedded import project_root
 
-from .conftest import Scenario
+from .support import Scenario
 
 SCRIPT = Path(__file__).resolve().parent.parent / "helpers" / "dashboard_browser.js"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from carecouch.fleet import FleetStore
 from mobile_stub import reports
 from mobile_stub.cli import main
-from tests.device.conftest import PASSPHRASE
+from tests.helpers.devices import PASSPHRASE
 
-from .conftest import Scenario
+from .support import Scenario
 
 
 def test_sync_sends_its_reports_and_a_stopped_one_arrives_late(

@@ -16,7 +16,7 @@ from click.testing import Result
 from carecouch.fleet import DAY_PREFIX, FleetStore
 from carecouch.fleet_alerts import check, load_rules
 
-from .conftest import Scenario
+from .support import Scenario
 
 
 @pytest.fixture
@@ -128,6 +128,8 @@ rules:
     metric: silent_with_pending
     silent_for: 1s
 """)
+    # A real wait: `carecouch fleet check` judges "silent for 1s" by the wall clock (the
+    # functions under it take now=, the command does not).
     time.sleep(1.1)
     result = carecouch("fleet", "check", "--rules", str(rules))
     assert result.exit_code == 1

@@ -17,10 +17,10 @@ from carecouch.clock import format_utc
 from carecouch.fleet import DDOC, day_db
 from mobile_stub import reports
 from mobile_stub.errors import BridgeError
-from tests.bridge.conftest import BridgeServer
-from tests.bridge.support import assert_documented
+from tests.helpers.bridge_client import assert_documented
+from tests.helpers.bridges import BridgeServer
 
-from .conftest import METRICS_TOKEN, Scenario
+from .support import METRICS_TOKEN, Scenario
 
 
 def report(**fields: Any) -> dict[str, Any]:

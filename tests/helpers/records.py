@@ -23,6 +23,7 @@ from carecouch.ids import session_name
 from carecouch.records import Registry, load_registry, new_record_id, refusal_code
 from carecouch.rules import shipped_rules
 from mobile_stub.rules import compiled
+from tests.helpers.provisioned import Caseload, Person
 
 Write = Callable[[Database, Doc, "Doc | None"], str]
 
@@ -245,3 +246,23 @@ def refusal(exc: CouchError) -> str:
     """The stable code of a validation refusal: ``forbidden: "<code>: <message>"``."""
     assert exc.status == 403 and exc.error == "forbidden", str(exc)
     return refusal_code(exc.reason)
+
+
+# -- exclusive records, as the bridge leases them and a holder completes them ----------------
+
+def leased_order(caseload: Caseload, bridge_account: Person, holder: Person,
+                 **lease_args: Any) -> Doc:
+    """The bridge creates an order sign-off, then grants `holder` a lease (two revisions)."""
+    order = order_signoff(bridge_account.user)
+    db = bridge_account.db(caseload)
+    put(db, order)
+    created = read(caseload.db, order["_id"])
+    put(db, {**created, "lease": lease(holder.user, holder.device, **lease_args)}, created)
+    return read(caseload.db, order["_id"])
+
+
+def completion(doc: Doc, holder: Person, *, status: str = "signed",
+               completed_at: str | None = None, **extra: Any) -> Doc:
+    return {**doc, "status": status, "completed_by": holder.user,
+            "completed_at": completed_at or now(), "author": holder.user,
+            "device": holder.device, "at": now(), **extra}

@@ -9,8 +9,8 @@ import pytest
 
 from carecouch.couch import Database, Doc
 from carecouch.errors import CouchForbidden
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import Write, observation, push, read, refusal
-from tests.records.conftest import Caseload, Person
 
 
 def test_recorded_observation_cannot_be_changed(

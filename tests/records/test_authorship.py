@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 
 from carecouch.errors import CouchForbidden
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import Write, administration, observation, refusal
-from tests.records.conftest import Caseload, Person
 
 
 def test_forged_author_is_refused(caseload: Caseload, person: Callable[..., Person],
@@ -48,11 +48,12 @@ def test_role_must_be_one_the_type_admits(caseload: Caseload, person: Callable[.
     write(nurse.db(caseload), administration(nurse.user, nurse.device), None)
 
 
-def test_bridge_is_not_a_clinician(caseload: Caseload, bridge: Person, write: Write) -> None:
+def test_bridge_is_not_a_clinician(caseload: Caseload, bridge_account: Person,
+                                   write: Write) -> None:
     # The bridge writes exclusive records' leases; it cannot record observations.
-    doc = observation(bridge.user, bridge.device)
+    doc = observation(bridge_account.user, bridge_account.device)
     with pytest.raises(CouchForbidden) as info:
-        write(bridge.db(caseload), doc, None)
+        write(bridge_account.db(caseload), doc, None)
     assert refusal(info.value) == "auth.role_required"
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from carecouch.errors import CouchConflict, CouchForbidden
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import (
     Write,
     observation,
@@ -17,7 +18,6 @@ from tests.helpers.records import (
     settled,
     until_agreed,
 )
-from tests.records.conftest import Caseload, Person
 
 
 def tombstone(doc: dict[str, object]) -> dict[str, object]:

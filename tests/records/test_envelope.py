@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from carecouch.errors import CouchForbidden
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import Write, care_plan, observation, read, refusal
-from tests.records.conftest import Caseload, Person
 
 
 def bad(doc: dict[str, Any], **changes: Any) -> dict[str, Any]:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from carecouch.couch import Doc, doc_path
+from carecouch.couch import doc_path
 from carecouch.errors import CouchForbidden
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import (
     Write,
+    completion,
     lease,
+    leased_order,
     now,
     order_signoff,
     push,
@@ -22,31 +24,14 @@ from tests.helpers.records import (
     refusal,
     until_agreed,
 )
-from tests.records.conftest import Caseload, Person
+from tests.helpers.waiting import wait_until
 
 
-def leased_order(caseload: Caseload, bridge: Person, holder: Person, **lease_args: Any) -> Doc:
-    """The bridge creates an order sign-off, then grants `holder` a lease (two revisions)."""
-    order = order_signoff(bridge.user)
-    db = bridge.db(caseload)
-    put(db, order)
-    created = read(caseload.db, order["_id"])
-    put(db, {**created, "lease": lease(holder.user, holder.device, **lease_args)}, created)
-    return read(caseload.db, order["_id"])
-
-
-def completion(doc: Doc, holder: Person, *, status: str = "signed",
-               completed_at: str | None = None, **extra: Any) -> Doc:
-    return {**doc, "status": status, "completed_by": holder.user,
-            "completed_at": completed_at or now(), "author": holder.user,
-            "device": holder.device, "at": now(), **extra}
-
-
-def test_holder_completes_within_the_lease(caseload: Caseload, bridge: Person,
+def test_holder_completes_within_the_lease(caseload: Caseload, bridge_account: Person,
                                            person: Callable[..., Person],
                                            write: Write) -> None:
     gp = person("prescriber")
-    order = leased_order(caseload, bridge, gp)
+    order = leased_order(caseload, bridge_account, gp)
     write(gp.db(caseload), completion(order, gp), order)
     done = read(caseload.db, order["_id"])
     assert (done["status"], done["completed_by"]) == ("signed", gp.user)
@@ -60,23 +45,24 @@ def test_only_the_bridge_creates(caseload: Caseload, person: Callable[..., Perso
     assert refusal(info.value) == "exclusive.create_forbidden"
 
 
-def test_bridge_cannot_create_it_completed(caseload: Caseload, bridge: Person,
+def test_bridge_cannot_create_it_completed(caseload: Caseload, bridge_account: Person,
                                            write: Write) -> None:
-    order = order_signoff(bridge.user, status="signed", completed_by="x", completed_at=now())
+    order = order_signoff(bridge_account.user, status="signed", completed_by="x",
+                          completed_at=now())
     with pytest.raises(CouchForbidden) as info:
-        write(bridge.db(caseload), order, None)
+        write(bridge_account.db(caseload), order, None)
     assert refusal(info.value) == "exclusive.bad_create"
 
 
-def test_bridge_changes_only_the_lease(caseload: Caseload, bridge: Person,
+def test_bridge_changes_only_the_lease(caseload: Caseload, bridge_account: Person,
                                        person: Callable[..., Person], write: Write) -> None:
     gp = person("prescriber")
-    order = leased_order(caseload, bridge, gp)
+    order = leased_order(caseload, bridge_account, gp)
     with pytest.raises(CouchForbidden) as info:
-        write(bridge.db(caseload), {**order, "description": "Stop amoxicillin"}, order)
+        write(bridge_account.db(caseload), {**order, "description": "Stop amoxicillin"}, order)
     assert refusal(info.value) == "exclusive.bridge_content"
     with pytest.raises(CouchForbidden) as info:
-        write(bridge.db(caseload), completion(order, gp), order)
+        write(bridge_account.db(caseload), completion(order, gp), order)
     assert refusal(info.value) == "exclusive.bridge_content"
 
 
@@ -84,61 +70,61 @@ def test_bridge_changes_only_the_lease(caseload: Caseload, bridge: Person,
     {"holder": ""}, {"grant": None}, {"expires_at": "tomorrow"},
     {"granted_at": "2026-11-22T12:00:00Z", "expires_at": "2026-11-22T11:00:00Z"},
 ], ids=["no holder", "no grant", "bad expiry", "expires before granted"])
-def test_malformed_lease_is_refused(caseload: Caseload, bridge: Person,
+def test_malformed_lease_is_refused(caseload: Caseload, bridge_account: Person,
                                     person: Callable[..., Person], write: Write,
                                     broken: dict[str, Any]) -> None:
     gp = person("prescriber")
-    order = leased_order(caseload, bridge, gp)
+    order = leased_order(caseload, bridge_account, gp)
     bad = {**order["lease"], **broken}
     with pytest.raises(CouchForbidden) as info:
-        write(bridge.db(caseload), {**order, "lease": bad}, order)
+        write(bridge_account.db(caseload), {**order, "lease": bad}, order)
     assert refusal(info.value) == "exclusive.bad_lease"
 
 
-def test_someone_else_cannot_complete(caseload: Caseload, bridge: Person,
+def test_someone_else_cannot_complete(caseload: Caseload, bridge_account: Person,
                                       person: Callable[..., Person], write: Write) -> None:
     gp, other = person("prescriber"), person("prescriber")
-    order = leased_order(caseload, bridge, gp)
+    order = leased_order(caseload, bridge_account, gp)
     with pytest.raises(CouchForbidden) as info:
         write(other.db(caseload), completion(order, other), order)
     assert refusal(info.value) == "exclusive.not_holder"
 
 
-def test_holder_on_another_device_cannot_complete(caseload: Caseload, bridge: Person,
+def test_holder_on_another_device_cannot_complete(caseload: Caseload, bridge_account: Person,
                                                   person: Callable[..., Person],
                                                   write: Write) -> None:
     gp = person("prescriber", device="tablet-1")
-    order = leased_order(caseload, bridge, gp)
+    order = leased_order(caseload, bridge_account, gp)
     same_gp_other_tablet = person("prescriber", user=gp.user, device="tablet-2")
     with pytest.raises(CouchForbidden) as info:
         write(same_gp_other_tablet.db(caseload), completion(order, same_gp_other_tablet), order)
     assert refusal(info.value) == "exclusive.not_holder"
 
 
-def test_forged_lease_is_refused(caseload: Caseload, bridge: Person,
+def test_forged_lease_is_refused(caseload: Caseload, bridge_account: Person,
                                  person: Callable[..., Person], write: Write) -> None:
     """A device writes itself a lease: on an unleased record, and over someone else's."""
     gp, other = person("prescriber"), person("prescriber")
-    order = order_signoff(bridge.user)
-    put(bridge.db(caseload), order)
+    order = order_signoff(bridge_account.user)
+    put(bridge_account.db(caseload), order)
     unleased = read(caseload.db, order["_id"])
     mine = completion({**unleased, "lease": lease(other.user, other.device)}, other)
     with pytest.raises(CouchForbidden) as info:
         write(other.db(caseload), mine, unleased)
     assert refusal(info.value) == "exclusive.not_holder"
 
-    leased = leased_order(caseload, bridge, gp)
+    leased = leased_order(caseload, bridge_account, gp)
     extended = {**leased["lease"], "expires_at": now(60 * 24 * 30)}
     with pytest.raises(CouchForbidden) as info:
         write(gp.db(caseload), completion({**leased, "lease": extended}, gp), leased)
     assert refusal(info.value) == "exclusive.lease_changed"
 
 
-def test_completion_time_must_fall_within_the_lease(caseload: Caseload, bridge: Person,
+def test_completion_time_must_fall_within_the_lease(caseload: Caseload, bridge_account: Person,
                                                     person: Callable[..., Person],
                                                     write: Write) -> None:
     gp = person("prescriber")
-    order = leased_order(caseload, bridge, gp, minutes=30, start=-120)  # expired 90 min ago
+    order = leased_order(caseload, bridge_account, gp, minutes=30, start=-120)  # expired 90 min ago
     with pytest.raises(CouchForbidden) as info:
         write(gp.db(caseload), completion(order, gp), order)
     assert refusal(info.value) == "exclusive.outside_lease"
@@ -152,11 +138,11 @@ def test_completion_time_must_fall_within_the_lease(caseload: Caseload, bridge: 
     ({"status": "open"}, "exclusive.bad_completion"),
     ({"status": "witnessed"}, "schema.not_allowed"),
 ])
-def test_completion_must_be_well_formed(caseload: Caseload, bridge: Person,
+def test_completion_must_be_well_formed(caseload: Caseload, bridge_account: Person,
                                         person: Callable[..., Person], write: Write,
                                         change: dict[str, Any], code: str) -> None:
     gp = person("prescriber")
-    order = leased_order(caseload, bridge, gp)
+    order = leased_order(caseload, bridge_account, gp)
     doc = completion(order, gp)
     doc.update(change)
     doc = {k: v for k, v in doc.items() if v is not None}
@@ -169,19 +155,19 @@ def test_completion_must_be_well_formed(caseload: Caseload, bridge: Person,
     assert read(caseload.db, order["_id"])["_rev"] == order["_rev"]  # stored nowhere
 
 
-def test_holder_may_edit_before_completing(caseload: Caseload, bridge: Person,
+def test_holder_may_edit_before_completing(caseload: Caseload, bridge_account: Person,
                                            person: Callable[..., Person], write: Write) -> None:
     gp = person("prescriber")
-    order = leased_order(caseload, bridge, gp)
+    order = leased_order(caseload, bridge_account, gp)
     write(gp.db(caseload), {**order, "note": "checked allergies", "author": gp.user,
                             "device": gp.device}, order)
     assert read(caseload.db, order["_id"])["status"] == "open"
 
 
-def test_completed_sign_off_is_final(caseload: Caseload, bridge: Person,
+def test_completed_sign_off_is_final(caseload: Caseload, bridge_account: Person,
                                      person: Callable[..., Person], write: Write) -> None:
     gp = person("prescriber")
-    order = leased_order(caseload, bridge, gp)
+    order = leased_order(caseload, bridge_account, gp)
     write(gp.db(caseload), completion(order, gp), order)
     done = read(caseload.db, order["_id"])
     # On a cluster a copy may not hold the completion yet: it answers 409 to a PUT naming
@@ -191,7 +177,7 @@ def test_completed_sign_off_is_final(caseload: Caseload, bridge: Person,
     # agree on is terminal, as on a single node, and no copy keeps any of these edits.
     for writer, doc in ((gp, {**done, "status": "declined"}),
                         (gp, {**done, "note": "changed my mind"}),
-                        (bridge, {**done, "lease": lease(gp.user, gp.device)})):
+                        (bridge_account, {**done, "lease": lease(gp.user, gp.device)})):
         with pytest.raises(CouchForbidden) as info:
             write(writer.db(caseload), doc, done)
         assert refusal(info.value) == "exclusive.terminal"
@@ -200,14 +186,14 @@ def test_completed_sign_off_is_final(caseload: Caseload, bridge: Person,
 
 
 def test_completion_after_compaction_removed_its_base_must_reread(
-        caseload: Caseload, bridge: Person, person: Callable[..., Person]) -> None:
+        caseload: Caseload, bridge_account: Person, person: Callable[..., Person]) -> None:
     """The device completes on revision 2 (its lease), but meanwhile the bridge renewed the
     lease (revision 3) and compaction removed revision 2's body: validation gets a null
     oldDoc and tells the device to re-read and retry."""
     gp = person("prescriber")
-    order = leased_order(caseload, bridge, gp)  # revision 2, as the device pulled it
+    order = leased_order(caseload, bridge_account, gp)  # revision 2, as the device pulled it
     renewed = {**order["lease"], "expires_at": now(120)}
-    put(bridge.db(caseload), {**order, "lease": renewed}, order)
+    put(bridge_account.db(caseload), {**order, "lease": renewed}, order)
     caseload.db.compact()
     wait_for_compaction(caseload, order["_id"], order["_rev"])
     with pytest.raises(CouchForbidden) as info:
@@ -217,12 +203,12 @@ def test_completion_after_compaction_removed_its_base_must_reread(
 
 
 def test_made_up_history_cannot_skip_the_lease_check(
-        caseload: Caseload, bridge: Person, person: Callable[..., Person]) -> None:
+        caseload: Caseload, bridge_account: Person, person: Callable[..., Person]) -> None:
     """History [3-new, 2-invented, 1-stored (no lease)]: compared with 1, so not the holder;
     and a history of nothing stored is refused with re-read."""
     gp = person("prescriber")
-    order = order_signoff(bridge.user)
-    put(bridge.db(caseload), order)
+    order = order_signoff(bridge_account.user)
+    put(bridge_account.db(caseload), order)
     created = read(caseload.db, order["_id"])
     forged = completion({**created, "lease": lease(gp.user, gp.device)}, gp)
     with pytest.raises(CouchForbidden) as info:  # retried while a copy lacks revision 1
@@ -237,13 +223,10 @@ def test_made_up_history_cannot_skip_the_lease_check(
 
 def wait_for_compaction(caseload: Caseload, doc_id: str, rev: str) -> None:
     """Compaction runs in the background: wait until the non-leaf body is gone."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if caseload.db.client.request("GET", f"{caseload.db.path}/{doc_path(doc_id)}",
-                                      params={"rev": rev}, ok=(404,)).status_code == 404:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"compaction did not remove {doc_id}@{rev} within 30 s")
+    wait_until(lambda: caseload.db.client.request(
+        "GET", f"{caseload.db.path}/{doc_path(doc_id)}", params={"rev": rev},
+        ok=(404,)).status_code == 404, timeout=30, interval=0.2,
+        what=f"compaction removed {doc_id}@{rev}")
 
 
 def add_review_step(registry: dict[str, Any]) -> None:
@@ -254,10 +237,10 @@ def add_review_step(registry: dict[str, Any]) -> None:
 
 @pytest.mark.registry_change.with_args(add_review_step)
 def test_status_moves_only_along_declared_transitions(
-        caseload: Caseload, bridge: Person, person: Callable[..., Person],
+        caseload: Caseload, bridge_account: Person, person: Callable[..., Person],
         write: Write) -> None:
     gp = person("prescriber")
-    order = leased_order(caseload, bridge, gp)
+    order = leased_order(caseload, bridge_account, gp)
     with pytest.raises(CouchForbidden) as info:  # declined is reached only via in_review
         write(gp.db(caseload), completion(order, gp, status="declined"), order)
     assert refusal(info.value) == "exclusive.bad_transition"

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from carecouch.errors import CouchForbidden
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import Write, care_plan, now, push, read, refusal
-from tests.records.conftest import Caseload, Person
 
 
 def edit(doc: dict[str, Any], writer: Person, **fields: Any) -> dict[str, Any]:

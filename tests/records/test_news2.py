@@ -11,8 +11,8 @@ import pytest
 
 from carecouch.errors import CouchForbidden
 from carecouch.rules import shipped_rules
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import Write, observation, read, refusal
-from tests.records.conftest import Caseload, Person
 
 ZERO: dict[str, Any] = {"respiration_rate": 18, "spo2": 96, "spo2_scale": 1, "on_oxygen": False,
                         "systolic_bp": 128, "pulse": 84, "consciousness": "A",

@@ -13,9 +13,9 @@ from click.testing import CliRunner, Result
 
 from carecouch.ids import member_role
 from mobile_stub.cli import main
-from tests.conftest import Server
 from tests.helpers.fixtures import User
-from tests.records.conftest import Caseload
+from tests.helpers.provisioned import Caseload
+from tests.helpers.server import Server
 
 Run = Callable[..., Result]
 VITALS = ["respiration_rate=18", "spo2=96", "spo2_scale=1", "on_oxygen=false",

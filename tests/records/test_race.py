@@ -16,21 +16,20 @@ import pytest
 
 from carecouch.couch import Doc
 from carecouch.errors import CouchForbidden
-from tests.helpers.records import lease, now, push, put, read, refusal
-from tests.records.conftest import Caseload, Person
-from tests.records.test_exclusive import completion, leased_order
+from tests.helpers.provisioned import Caseload, Person
+from tests.helpers.records import completion, lease, leased_order, now, push, put, read, refusal
 
 
 def test_two_completions_become_a_conflict_and_nothing_is_lost(
-        caseload: Caseload, bridge: Person, person: Callable[..., Person]) -> None:
+        caseload: Caseload, bridge_account: Person, person: Callable[..., Person]) -> None:
     a = person("prescriber", device="tablet-a")
     b = person("prescriber", device="tablet-b")
     # A is granted a 30-minute lease, pulls the record (revision 2) and goes offline.
-    on_a = leased_order(caseload, bridge, a, minutes=30, start=-90)
+    on_a = leased_order(caseload, bridge_account, a, minutes=30, start=-90)
     # A signs offline, 70 minutes ago, inside A's lease; A's device keeps revision 3a.
     a_done = completion(on_a, a, completed_at=now(-70))
     # The lease expired; the bridge grants the record to B, who pulls it and signs online.
-    put(bridge.db(caseload), {**on_a, "lease": lease(b.user, b.device)}, on_a)
+    put(bridge_account.db(caseload), {**on_a, "lease": lease(b.user, b.device)}, on_a)
     on_b = read(caseload.db, on_a["_id"])
     put(b.db(caseload), completion(on_b, b), on_b)
     b_rev = read(caseload.db, on_a["_id"])["_rev"]
@@ -49,12 +48,12 @@ def test_two_completions_become_a_conflict_and_nothing_is_lost(
     assert [row["id"] for row in rows] == [on_a["_id"]]
 
 
-def completed_elsewhere(caseload: Caseload, bridge: Person, holder: Person
+def completed_elsewhere(caseload: Caseload, bridge_account: Person, holder: Person
                         ) -> tuple[Doc, Doc]:
     """A leased order (revision 2, stored here) and the holder's completion of it (revision 3),
     which exists only on the holder's device and on the other copies of a cluster: this
     database plays the copy that has not received it yet."""
-    order = leased_order(caseload, bridge, holder)
+    order = leased_order(caseload, bridge_account, holder)
     done = completion(order, holder)
     done_hash = uuid.uuid4().hex
     done["_rev"] = f"3-{done_hash}"
@@ -63,7 +62,7 @@ def completed_elsewhere(caseload: Caseload, bridge: Person, holder: Person
 
 
 def test_a_copy_without_the_completion_refuses_edits_made_on_it(
-        caseload: Caseload, bridge: Person, person: Callable[..., Person]) -> None:
+        caseload: Caseload, bridge_account: Person, person: Callable[..., Person]) -> None:
     """On a cluster a write returns once two of three copies hold it; the third may receive
     it a moment later. An edit of the completed order pushed meanwhile is judged by that copy
     against the nearest ancestor it stores (the open, leased revision 2), where "declined" is a
@@ -72,10 +71,10 @@ def test_a_copy_without_the_completion_refuses_edits_made_on_it(
     replication, which does not validate: a signed order turned into a declined one. The rules
     refuse any edit whose parent the copy does not hold, so every copy refuses it."""
     gp = person("prescriber")
-    order, done = completed_elsewhere(caseload, bridge, gp)
+    order, done = completed_elsewhere(caseload, bridge_account, gp)
     changed = ({**done, "status": "declined"}, {**done, "note": "changed my mind"})
     for writer, doc in ((gp, changed[0]), (gp, changed[1]),
-                        (bridge, {**done, "lease": lease(gp.user, gp.device)})):
+                        (bridge_account, {**done, "lease": lease(gp.user, gp.device)})):
         with pytest.raises(CouchForbidden) as info:
             push(writer.db(caseload), doc, done)
         assert refusal(info.value) == "exclusive.reread"

@@ -19,10 +19,10 @@ from click.testing import CliRunner, Result
 from carecouch.ids import member_role
 from mobile_stub.cli import main
 from mobile_stub.store import DeviceStore, Rejections
-from tests.conftest import Server
 from tests.helpers.fixtures import User
+from tests.helpers.provisioned import Caseload
 from tests.helpers.records import care_plan, now, observation
-from tests.records.conftest import Caseload
+from tests.helpers.server import Server
 
 PASSPHRASE = "a long enough test passphrase"
 Run = Callable[..., Result]

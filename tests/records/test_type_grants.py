@@ -9,8 +9,8 @@ from collections.abc import Callable
 import pytest
 
 from carecouch.errors import CouchForbidden
+from tests.helpers.provisioned import Caseload, Person
 from tests.helpers.records import Write, administration, envelope, observation, refusal
-from tests.records.conftest import Caseload, Person
 
 RESTRICTED = "carecouch:writes-restricted"
 

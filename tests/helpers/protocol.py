@@ -1,12 +1,11 @@
-"""Helpers for the conformance suite: raw calls that return the status with the body, revision
-ids in CouchDB's format, waiting for CouchDB's asynchronous work, validation design documents."""
+"""Raw CouchDB-protocol calls that return the status with the body, revision ids in CouchDB's
+format, validation design documents: the conformance suite's, and the bridge tests' too."""
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from carecouch.couch import CouchClient, Database
@@ -55,18 +54,6 @@ def revs(*ids: str, start: int) -> dict[str, Any]:
 def replicated(doc_id: str, pos: int, ids: list[str], **body: Any) -> dict[str, Any]:
     """A document as a replicator pushes it with ``new_edits=false``."""
     return {"_id": doc_id, "_rev": f"{pos}-{ids[0]}", "_revisions": revs(*ids, start=pos), **body}
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 30.0,
-               interval: float = 0.1) -> bool:
-    """CouchDB does some work asynchronously (compaction, auth cache eviction): poll for it."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(interval)
 
 
 def put_validator(db: Database, source: str, name: str = "rules") -> str:
