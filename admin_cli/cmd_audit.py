@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import click
 
+from carecouch.cli_support import plural
 from carecouch.conflicts.finder import caseload_scope
 from carecouch.conflicts.trail import read_trail
 
 from .audit_break_glass import break_glass, review
 from .audit_verify import verify
 from .context import AppContext, pass_app
+from .errors import unread
 from .output import (
     caseloads_option,
     echo_json,
@@ -53,13 +55,13 @@ def resolutions(app: AppContext, caseloads: tuple[str, ...], since: str | None,
                        [[e.at, e.caseload, e.doc, e.method, e.resolver, len(e.discarded_revs),
                          e.reason, e.resolution, ", ".join(e.undone_by) or None]
                         for e in trail.entries], right=("DISCARDED",))
-        click.echo(f"{len(trail.entries)} resolutions")
+        click.echo(plural(len(trail.entries), "resolution"))
     if trail.audit_note:
         note(trail.audit_note)
     for caseload, error in trail.errors.items():
         note(f"caseload {caseload} not read: {error}")
     if trail.errors:
-        raise SystemExit(1)
+        raise unread(trail.errors)
 
 
 audit.add_command(break_glass)

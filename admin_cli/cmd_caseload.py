@@ -14,12 +14,13 @@ import click
 
 from carecouch import prompts
 from carecouch.caseload_status import CaseloadStatus, fill, registered, show_caseload
-from carecouch.ddocs import COUCH_DIR_VARIABLE
+from carecouch.cli_support import plural
+from carecouch.config import COUCH_DIR_VARIABLE
 from carecouch.ids import InvalidCaseloadId, caseload_db, check_caseload_id
 from carecouch.manifest import load_manifest
 from carecouch.parallel import DEFAULT_WORKERS
 from carecouch.provisioning import Plan, Provisioner
-from carecouch.registry import STATUSES
+from carecouch.registry import STATUSES, CaseloadState
 
 from .context import AppContext, pass_app
 from .errors import BadUsage, CommandFailed
@@ -151,7 +152,7 @@ def _report_apply(plans: Sequence[Plan], dry_run: bool, as_json: bool) -> None:
     parts = [f"{n} {_label(a, dry_run)}" for a, n in sorted(counts.items())]
     parts.append(f"{unchanged} unchanged")
     tail = "" if counts else " - nothing to write"
-    click.echo(f"{len(plans)} caseloads{' (dry run)' if dry_run else ''}: "
+    click.echo(f"{plural(len(plans), 'caseload')}{' (dry run)' if dry_run else ''}: "
                f"{', '.join(parts)}{tail}")
     if dry_run:
         note("dry run: nothing was written")
@@ -187,7 +188,7 @@ def list_(app: AppContext, statuses: tuple[str, ...], couch_dir: Path | None, wo
 def _status_text(row: CaseloadStatus) -> str:
     if row.error:
         return f"{row.status} (unreadable: {row.error})"
-    if row.status in ("active", "archived") and not row.db_exists:
+    if row.status in (CaseloadState.ACTIVE, CaseloadState.ARCHIVED) and not row.db_exists:
         return f"{row.status} (database missing)"
     if row.security_ok is False:
         return f"{row.status} (security drifted)"
@@ -277,7 +278,7 @@ def destroy(app: AppContext, caseload_id: str, yes: bool, dry_run: bool,
     provisioner = _provisioner(app)
     preview = provisioner.destroy(caseload_id, dry_run=True)
     if preview.changed and not dry_run and not yes:
-        docs = "" if preview.doc_count is None else f" ({preview.doc_count} documents)"
+        docs = "" if preview.doc_count is None else f" ({plural(preview.doc_count, 'document')})"
         note(f"This deletes database {preview.db}{docs} for good.")
         typed = prompts.typed("Type the caseload id to confirm")
         if typed.strip() != preview.id:
@@ -290,7 +291,7 @@ def destroy(app: AppContext, caseload_id: str, yes: bool, dry_run: bool,
         click.echo(f"caseload {result.id} was already destroyed")
     elif dry_run:
         click.echo(f"would destroy caseload {result.id} ({result.db}, "
-                   f"{result.doc_count} documents)")
+                   f"{plural(result.doc_count or 0, 'document')})")
     else:
         click.echo(f"destroyed caseload {result.id}: {result.db} deleted, "
                    "registry status destroyed")

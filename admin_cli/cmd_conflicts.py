@@ -13,8 +13,9 @@ from typing import Any
 import click
 
 from carecouch import prompts
+from carecouch.cli_support import plural
 from carecouch.clock import utc_now
-from carecouch.conflicts.apply import RESOLVED, AuditSink, Outcome, apply_plans
+from carecouch.conflicts.apply import AuditSink, Outcome, OutcomeStatus, apply_plans
 from carecouch.conflicts.auto import plan_caseloads
 from carecouch.conflicts.branches import read_conflict
 from carecouch.conflicts.diff import inspect
@@ -37,7 +38,7 @@ from .conflicts_render import (
     print_undo,
 )
 from .context import AppContext, pass_app
-from .errors import BadUsage, CommandFailed
+from .errors import BadUsage, CommandFailed, unread
 from .output import echo_json, json_option, note, progress, quiet_option
 
 
@@ -128,7 +129,7 @@ def list_(app: AppContext, caseloads: tuple[str, ...], workers: int, as_json: bo
     for caseload, error in found.errors.items():
         note(f"caseload {caseload} not read: {error}")
     if found.errors:
-        raise SystemExit(1)
+        raise unread(found.errors)
 
 
 @conflicts.command()
@@ -220,12 +221,12 @@ def resolve(app: AppContext, doc_id: str, caseload: str, keep: str | None,
 def _report_one(outcome: Outcome, audit: AuditSink, as_json: bool) -> None:
     if as_json:
         echo_json({**outcome.as_json(), "audit_warning": audit.warning})
-    elif outcome.status == RESOLVED:
+    elif outcome.status == OutcomeStatus.RESOLVED:
         click.echo(f"resolved {outcome.plan.doc_id}: {outcome.plan.method}, "
                    f"resolution {outcome.plan.resolution_id}")
     if audit.warning:
         note(f"warning: {audit.warning}")
-    if outcome.status != RESOLVED:
+    if outcome.status != OutcomeStatus.RESOLVED:
         raise CommandFailed(f"{outcome.plan.doc_id}: {outcome.message}")
 
 
@@ -258,18 +259,19 @@ def auto(app: AppContext, caseloads: tuple[str, ...], dry_run: bool, yes: bool,
     if dry_run:
         _report_plans(plans, review, as_json, planned.errors)
         if planned.errors:
-            raise SystemExit(1)
+            raise unread(planned.errors)
         return
     if plans and not yes:
-        note(f"{len(plans)} conflicts to resolve automatically, {len(review)} left for review")
-        _confirm(f"Resolve {len(plans)} conflicts?")
+        note(f"{plural(len(plans), 'conflict')} to resolve automatically, {len(review)} left "
+             "for review")
+        _confirm(f"Resolve {plural(len(plans), 'conflict')}?")
     audit = _audit(app)
     outcomes: list[Outcome] = []
     with progress(len(plans), "resolving", quiet=quiet) as tick:
         for caseload in scope:
             mine = [p for p in plans if p.caseload == caseload]
             outcomes += apply_plans(app.client, caseload, mine, audit=audit, tick=tick)
-    failed = [o for o in outcomes if o.status != RESOLVED]
+    failed = [o for o in outcomes if o.status != OutcomeStatus.RESOLVED]
     if as_json:
         echo_json({"dry_run": False, "outcomes": [o.as_json() for o in outcomes],
                    "review": review, "audit_warning": audit.warning,
@@ -282,9 +284,10 @@ def auto(app: AppContext, caseloads: tuple[str, ...], dry_run: bool, yes: bool,
     if audit.warning:
         note(f"warning: {audit.warning}")
     if failed:
-        raise CommandFailed(f"{len(failed)} conflicts were not resolved (see above)")
+        were = "was" if len(failed) == 1 else "were"
+        raise CommandFailed(f"{plural(len(failed), 'conflict')} {were} not resolved (see above)")
     if planned.errors:
-        raise CommandFailed(f"{len(planned.errors)} caseloads were not read (see above)")
+        raise unread(planned.errors)
 
 
 def _report_plans(plans: list[Plan], review: list[dict[str, Any]], as_json: bool,
@@ -349,7 +352,8 @@ def undo(app: AppContext, resolution_id: str, caseload: str, reason: str, yes: b
         echo_json({**plan.as_json(), "dry_run": False, "done": True,
                    "audit_warning": audit.warning})
     else:
-        click.echo(f"undid {plan.undone['_id']}: restored {len(plan.restored)} revisions of "
+        click.echo(f"undid {plan.undone['_id']}: restored "
+                   f"{plural(len(plan.restored), 'revision')} of "
                    f"{plan.doc_id} (record {plan.record['_id']})")
         for item in plan.notes:
             note(f"note: {item}")

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import click
 
 from carecouch import prompts, revocation
+from carecouch.cli_support import plural
 from carecouch.credentials import CredentialStore, Session
 from carecouch.ids import InvalidName, check_device_id, check_user_id
 
@@ -44,7 +45,7 @@ def list_(app: AppContext, user: str | None, expired: bool, as_json: bool) -> No
         return
     if found:
         echo_table(["NAME", "USER", "DEVICE", "EXPIRES", "BREAK-GLASS"], _rows(found))
-    click.echo(f"{len(found)} credentials")
+    click.echo(plural(len(found), "credential"))
 
 
 @credentials.command()
@@ -97,5 +98,5 @@ def revoke(app: AppContext, user: str | None, device: str | None, yes: bool,
         return
     for name in result.deleted:
         note(f"deleted {name}")
-    click.echo(f"revoked {'user' if user else 'device'} {subject}: {len(result.deleted)} "
-               "credentials deleted")
+    click.echo(f"revoked {'user' if user else 'device'} {subject}: "
+               f"{plural(len(result.deleted), 'credential')} deleted")

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from carecouch import prompts
+from carecouch.cli_support import plural
 from carecouch.clock import parse_utc
 from carecouch.fleet import DEFAULT_RETENTION_DAYS, MAX_RETENTION_DAYS, FleetStore
 from carecouch.fleet_alerts import DEFAULT_RULES, check, load_rules
@@ -29,7 +30,7 @@ from carecouch.ids import check_caseload_id
 from carecouch.policy_file import duration_seconds
 
 from .context import AppContext, pass_app
-from .errors import BadUsage
+from .errors import BadUsage, NotOk
 from .output import caseloads_option, echo_json, echo_table, json_option, note, since_option
 
 
@@ -89,7 +90,7 @@ def devices(app: AppContext, silent_after: timedelta, as_json: bool) -> None:
                     "SILENT", "ATTENTION"], _device_rows(rows),
                    right=("PENDING", "REFUSED", "CONFLICTS", "SILENT"))
     attention = sum(1 for r in rows if r.severity)
-    click.echo(f"{len(rows)} devices, {attention} needing attention")
+    click.echo(f"{plural(len(rows), 'device')}, {attention} needing attention")
 
 
 def _percent(rate: float | None) -> str | None:
@@ -159,10 +160,10 @@ def check_(app: AppContext, rules_file: Path | None, as_json: bool) -> None:
     else:
         for breach in breaches:
             click.echo(breach.line)
-        note(f"{len(rules)} rules checked, {len(breaches)} breach"
-             f"{'es' if len(breaches) != 1 else ''}")
+        note(f"{plural(len(rules), 'rule')} checked, "
+             f"{plural(len(breaches), 'breach', 'breaches')}")
     if breaches:
-        raise SystemExit(1)
+        raise NotOk()
 
 
 @fleet.command()
@@ -177,7 +178,7 @@ def sample(app: AppContext, as_json: bool) -> None:
         return
     for caseload, count in counts.items():
         click.echo(f"{caseload}: {count} conflicted records")
-    click.echo(f"{len(counts)} caseloads sampled")
+    click.echo(f"{plural(len(counts), 'caseload')} sampled")
 
 
 @fleet.command()
@@ -200,5 +201,5 @@ def purge(app: AppContext, retention: int, dry_run: bool, yes: bool, as_json: bo
         return
     for name in dropped:
         click.echo(f"{'would drop' if dry_run else 'dropped'} {name}")
-    click.echo(f"{len(dropped)} day(s) of reports {'to drop' if dry_run else 'dropped'} "
-               f"(keeping {retention} days)")
+    click.echo(f"{plural(len(dropped), 'day')} of reports {'to drop' if dry_run else 'dropped'} "
+               f"(keeping {plural(retention, 'day')})")

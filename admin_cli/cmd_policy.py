@@ -11,9 +11,10 @@ from pathlib import Path
 
 import click
 
+from carecouch.cli_support import plural
 from carecouch.policy import Grant, load_policy
 from carecouch.policy_file import format_duration
-from carecouch.registry import Registry
+from carecouch.registry import CaseloadRegistry
 from carecouch.working_set import Scope, grant_scope, over_limits
 
 from .context import AppContext, pass_app
@@ -40,7 +41,7 @@ def check(file: Path, as_json: bool) -> None:
         echo_json({"file": str(file), "ok": True, "version": loaded.version,
                    "rules": [r.name for r in loaded.rules]})
         return
-    click.echo(f"{file}: OK (version {loaded.version}, {len(loaded.rules)} rules, "
+    click.echo(f"{file}: OK (version {loaded.version}, {plural(len(loaded.rules), 'rule')}, "
                f"credentials {format_duration(loaded.credential_lifetime)}, offline "
                f"{format_duration(loaded.offline_grace)})")
 
@@ -62,7 +63,7 @@ def explain(app: AppContext, user: str, groups: tuple[str, ...], policy_file: Pa
     Reads the caseloads (and their teams) from the registry on the server.
     """
     loaded = load_policy(policy_file)
-    grant = loaded.evaluate(user, groups, Registry(app.client).caseloads())
+    grant = loaded.evaluate(user, groups, CaseloadRegistry(app.client).caseloads())
     scopes = grant_scope(app.client, grant, loaded.registry, datetime.now(UTC))
     if as_json:
         echo_json({"policy_version": loaded.version, **grant.as_json(),
@@ -105,14 +106,14 @@ def _print(grant: Grant, version: str, scopes: Mapping[str, Scope]) -> None:
                    + (f"; pinned {', '.join(f.pinned_subjects)}" if f.pinned_subjects else ""))
         held = scopes.get(caseload.id)
         if held is not None:
-            click.echo(f"  a device would hold {held.documents} documents, "
+            click.echo(f"  a device would hold {plural(held.documents, 'document')}, "
                        f"{human_size(held.bytes)}")
         for reason in caseload.reasons:
             click.echo(f"  because {reason}")
-    caps = [f"{grant.limits['max_documents']} documents"] if "max_documents" in grant.limits \
-        else []
+    caps = [plural(grant.limits["max_documents"], "document")] \
+        if "max_documents" in grant.limits else []
     if "max_bytes" in grant.limits:
-        caps.append(f"{grant.limits['max_bytes']} bytes")
+        caps.append(plural(grant.limits["max_bytes"], "byte"))
     if caps:
         line("device cap", "at most " + " and ".join(caps) + " (all caseloads)")
     for problem in over_limits(grant, scopes):

@@ -10,6 +10,8 @@ import click
 from carecouch import embedded
 
 from .context import AppContext, pass_app
+from .errors import NotOk
+from .output import json_option
 
 DEFAULT_DATA_DIR = ".local/couch"
 
@@ -53,7 +55,7 @@ def stop(data_dir: Path) -> None:
 
 @server.command()
 @data_dir_option
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@json_option
 def status(data_dir: Path, as_json: bool) -> None:
     """Say whether the server on DATA_DIR runs; exit 1 if it is stopped or died."""
     current, state = embedded.status(data_dir)
@@ -70,4 +72,4 @@ def status(data_dir: Path, as_json: bool) -> None:
     else:
         click.echo(f"stopped (no server for {data_dir.resolve()})")
     if current != "running":
-        raise SystemExit(1)
+        raise NotOk()

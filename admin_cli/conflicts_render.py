@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from carecouch.cli_support import plural
 from carecouch.conflicts.apply import Outcome
 from carecouch.conflicts.diff import Inspection
 from carecouch.conflicts.finder import Found
@@ -61,8 +62,9 @@ def print_found(found: Found) -> None:
                     for cid, by in sorted(counts.items())],
                    right=[c.upper() for c in classes + extra] + ["TOTAL"])
     review = sum(1 for i in found.items if i.decision.needs_review)
-    click.echo(f"{len(found.items)} conflicted documents, {review} need review"
-               + (f"; {len(found.errors)} caseloads unreadable" if found.errors else ""))
+    click.echo(f"{plural(len(found.items), 'conflicted document')}, {review} need review"
+               + (f"; {plural(len(found.errors), 'caseload')} unreadable" if found.errors
+                  else ""))
 
 
 def print_inspection(inspection: Inspection) -> None:
@@ -122,8 +124,9 @@ def print_plan(plan: Plan, *, err: bool = False) -> None:
         ids = tomb["_revisions"]["ids"]
         say(f"  delete {tomb['_revisions']['start'] - 1}-{ids[1]} (tombstone {tomb['_rev']})")
     files = len(plan.record.get("_attachments", {}))
-    say(f"  resolution record {plan.resolution_id} keeps {len(plan.record['discarded'])} "
-        "discarded bodies" + (f" and {files} attached files" if files else ""))
+    say(f"  resolution record {plan.resolution_id} keeps "
+        f"{plural(len(plan.record['discarded']), 'discarded body', 'discarded bodies')}"
+        + (f" and {plural(files, 'attached file')}" if files else ""))
 
 
 def print_undo(plan: UndoPlan, *, err: bool = False) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import click
 
+from carecouch.cli_support import EXIT_FAILED, OneLineUsage, OneLineUsageGroup, plural
 from carecouch.errors import (
     CarecouchError,
     CouchForbidden,
@@ -13,9 +15,6 @@ from carecouch.errors import (
     CouchUnreachable,
 )
 from carecouch.ids import InvalidCaseloadId
-
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 
 
 class CommandFailed(click.ClickException):
@@ -27,13 +26,23 @@ class CommandFailed(click.ClickException):
         click.echo(f"error: {self.format_message()}", err=True, file=file)
 
 
-class BadUsage(click.UsageError):
+class BadUsage(OneLineUsage):
     """Bad input on the command line: ``error: <message>`` on one line and exit 2."""
 
-    exit_code = EXIT_USAGE
 
-    def show(self, file: Any = None) -> None:
-        click.echo(f"error: {self.format_message()}", err=True, file=file)
+class NotOk(click.exceptions.Exit):
+    """The command did its work and what it reports is not OK (a server that is not running,
+    an alert rule in breach): exit 1 with nothing more printed, since the report says it."""
+
+    def __init__(self) -> None:
+        super().__init__(EXIT_FAILED)
+
+
+def unread(errors: Mapping[str, str]) -> CommandFailed:
+    """The failure of a command that went on past caseloads it could not read (each already
+    named in a note)."""
+    were = "was" if len(errors) == 1 else "were"
+    return CommandFailed(f"{plural(len(errors), 'caseload')} {were} not read (see above)")
 
 
 def explain(exc: CarecouchError) -> str:
@@ -48,8 +57,11 @@ def explain(exc: CarecouchError) -> str:
     return str(exc)
 
 
-class CarecouchGroup(click.Group):
-    """A click group that reports carecouch errors in one line instead of a traceback."""
+class CarecouchGroup(OneLineUsageGroup):
+    """A click group that reports carecouch errors in one line instead of a traceback, and
+    bad usage in one line too (exit 2)."""
+
+    usage_error = BadUsage
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

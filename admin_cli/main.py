@@ -19,7 +19,9 @@ from .errors import CarecouchGroup
 
 @click.group(cls=CarecouchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="carecouch")
-def cli() -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON (for scripts), as the command's own --json does.")
+def cli(as_json: bool) -> None:
     """carecouch: provision caseload databases and review conflicted clinical records.
 
     Connects to COUCHDB_URL as COUCHDB_USER / COUCHDB_PASSWORD (read from the environment or

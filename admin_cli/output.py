@@ -19,7 +19,14 @@ from .errors import BadUsage
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-json_option = click.option("--json", "as_json", is_flag=True,
+
+
+def _json_too(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    """A command's ``--json``, or ``carecouch --json`` before the command."""
+    return value or bool(ctx.find_root().params.get("as_json"))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_json_too,
                            help="Print JSON (for scripts) instead of a table.")
 quiet_option = click.option("-q", "--quiet", is_flag=True,
                             help="No progress bar on stderr.")

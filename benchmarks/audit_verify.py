@@ -28,7 +28,7 @@ from carecouch import provenance
 from carecouch.couch import CouchClient
 from carecouch.ids import caseload_db
 from carecouch.records import load_registry
-from carecouch.registry import REGISTRY_DB, Registry
+from carecouch.registry import REGISTRY_DB, CaseloadRegistry
 from carecouch.signer_keys import signer_keys
 from carecouch.signing import b64url, raw_public
 from carecouch.verify import Accounted, Report, _leaves, verify_caseload
@@ -66,7 +66,7 @@ def main() -> None:
         caseload = f"bench{uuid.uuid4().hex[:8]}"
         db = admin.db(caseload_db(caseload))
         db.create()
-        Registry(admin).ensure()
+        CaseloadRegistry(admin).ensure()
         admin.db(REGISTRY_DB).put({"_id": f"device:{DEVICE}", "type": "device", "id": DEVICE,
                                    "public_key": b64url(raw_public(key.public_key())),
                                    "status": "active"})

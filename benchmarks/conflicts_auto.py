@@ -42,7 +42,7 @@ from support import couch_server, spread, with_validation
 from carecouch.audit import AUDIT_DB, AuditLog
 from carecouch.clock import utc_now
 from carecouch.conflicts.apply import BATCH as APPLY_BATCH
-from carecouch.conflicts.apply import RESOLVED, AuditSink, apply_plans
+from carecouch.conflicts.apply import AuditSink, OutcomeStatus, apply_plans
 from carecouch.conflicts.auto import plan_caseloads
 from carecouch.conflicts.branches import BATCH as BRANCH_BATCH
 from carecouch.conflicts.branches import read_conflict
@@ -173,7 +173,7 @@ def batched(client: PhaseClient, caseload: str) -> int:
     resolver = current_resolver(client)
     planned = plan_caseloads(client, [caseload], registry, resolver=resolver, now=utc_now())
     outcomes = apply_plans(client, caseload, planned.plans, audit=AuditSink(client, "bench"))
-    return sum(1 for o in outcomes if o.status == RESOLVED)
+    return sum(1 for o in outcomes if o.status == OutcomeStatus.RESOLVED)
 
 
 def one_at_a_time(client: PhaseClient, caseload: str) -> int:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, jsonify
 from carecouch import break_glass as glass
 from carecouch.clock import format_utc, parse_utc, utc_now
 from carecouch.ids import InvalidCaseloadId, check_caseload_id
+from carecouch.registry import CaseloadState
 
 from . import inputs
 from .auth import require_grant
@@ -44,7 +45,7 @@ def break_glass() -> tuple[Response, int]:
         raise ApiError(403, "break_glass.not_allowed", f"the access policy does not let "
                        f"{identity.user} use break-glass access")
     record = services().caseloads.caseload(caseload_id)
-    if record is None or record.get("status") != "active":
+    if record is None or record.get("status") != CaseloadState.ACTIVE:
         raise ApiError(404, "caseload.unknown", f"no active caseload {caseload_id}")
     if caseload_id in grant.caseloads:
         raise ApiError(409, "break_glass.not_needed", f"the policy already gives "

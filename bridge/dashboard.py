@@ -127,8 +127,7 @@ def page() -> Response:
     summary = fleet_summary(admin, store, caseloads=[caseload] if caseload else (),
                             since=since, now=now, devices=devices)
     model: dict[str, Any] = page_model(summary, devices, caseload=caseload, days=days)
-    ids = sorted(c for c, r in services().caseloads.caseloads().items()
-                 if r.get("status") == "active")
+    ids = services().caseloads.active_ids()
     return _html(render_template("dashboard.html", user=identity.user, caseload_ids=ids,
                                  retention=store.retention_days, **model))
 

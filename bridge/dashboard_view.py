@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from carecouch.devices import DeviceStatus
 from carecouch.fleet_summary import CaseloadSummary, DeviceRow, Summary, ago
 
 from . import charts
@@ -39,7 +40,7 @@ def _tone(rate: float | None) -> str:
 
 def _tiles(summary: Summary, devices: list[DeviceRow], days: int,
            part: CaseloadSummary) -> list[dict[str, str]]:
-    active = [d for d in devices if d.status == "active"]
+    active = [d for d in devices if d.status == DeviceStatus.ACTIVE]
     syncs = part.syncs
     urgent = sum(1 for d in active if d.severity >= 2)
     return [
@@ -89,7 +90,7 @@ def page_model(summary: Summary, devices: list[DeviceRow], *, caseload: str | No
     daily = summary.daily
     labels = [d["day"] for d in daily]
     mine = [d for d in devices if caseload is None or caseload in d.caseloads]
-    attention = [d for d in mine if d.severity > 0 and d.status == "active"]
+    attention = [d for d in mine if d.severity > 0 and d.status == DeviceStatus.ACTIVE]
     success = charts.stacked_bars("Syncs per day by result", labels, [
         ("ok", OK, [d["ok"] for d in daily]),
         ("refused writes", REFUSED, [d["refused"] for d in daily]),
@@ -108,7 +109,7 @@ def page_model(summary: Summary, devices: list[DeviceRow], *, caseload: str | No
         "tiles": _tiles(summary, devices, days, part),
         "attention": [_device(d) for d in attention[:ATTENTION_SHOWN]],
         "attention_more": max(0, len(attention) - ATTENTION_SHOWN),
-        "devices_total": len([d for d in mine if d.status == "active"]),
+        "devices_total": len([d for d in mine if d.status == DeviceStatus.ACTIVE]),
         "charts": {"success": success, "duration": duration, "conflicts": conflicts},
         "worst_day": percent(min(rates)) if rates else "–",
         "caseloads": [_caseload(c) for c in summary.caseloads],

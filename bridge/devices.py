@@ -17,7 +17,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from flask import Blueprint, Response, jsonify, request
 
-from carecouch.devices import Device, DeviceExists
+from carecouch.devices import Device, DeviceExists, DeviceStatus
 from carecouch.ids import InvalidName, check_device_id
 from carecouch.revocation import revoke_device
 from carecouch.signing import (
@@ -95,7 +95,7 @@ def usable(device_id: str, device: Device | None) -> Device:
     unknown, 403 revoked."""
     if device is None:
         raise AuthFailure(401, "device.unknown", f"device {device_id} is not enrolled")
-    if device.status != "active":
+    if device.status != DeviceStatus.ACTIVE:
         raise AuthFailure(403, "device.revoked", f"device {device_id} was revoked; enrol it "
                           "again under a new id")
     return device

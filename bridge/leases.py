@@ -19,7 +19,7 @@ from carecouch.errors import CouchForbidden
 from carecouch.ids import InvalidCaseloadId, caseload_db, check_caseload_id
 from carecouch.leases import Granted, Leases, new_exclusive_record
 from carecouch.policy import Grant
-from carecouch.records import refusal_code
+from carecouch.records import RECORD_ID_SUFFIX_PATTERN, SUBJECT_PATTERN, refusal_code
 from carecouch.snapshot import LEASE_TYPE
 
 from . import inputs
@@ -31,8 +31,8 @@ from .services import services
 
 blueprint = Blueprint("leases", __name__)
 # "<type>:<uuid>"; no leading "_", which CouchDB reserves (_design, _local).
-RECORD_ID = re.compile(r"^[a-z][a-z_]{0,39}:[A-Za-z0-9-]{8,64}$")
-SUBJECT = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+RECORD_ID = re.compile(rf"^[a-z][a-z_]{{0,39}}:{RECORD_ID_SUFFIX_PATTERN.pattern}$")
+SUBJECT = re.compile(rf"^{SUBJECT_PATTERN.pattern}$")
 RESERVED = {"_id", "_rev", "type", "subject", "author", "device", "at", "clock_offset_ms",
             "status", "lease", "completed_by", "completed_at", "changed"}
 

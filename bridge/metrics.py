@@ -25,6 +25,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from carecouch.clock import parse_utc
+from carecouch.devices import DeviceStatus
 from carecouch.fleet_summary import DeviceRow, Summary, fleet_devices, fleet_summary
 
 from .auth import BEARER
@@ -58,7 +59,7 @@ def _fleet(devices: list[DeviceRow]) -> Iterator[GaugeMetricFamily]:
     counts: dict[str, int] = {}
     for row in devices:
         counts[row.status] = counts.get(row.status, 0) + 1
-    for status in ("active", "revoked"):
+    for status in (DeviceStatus.ACTIVE, DeviceStatus.REVOKED):
         by_status.add_metric([status], counts.get(status, 0))
     yield by_status
     attention = _gauge("devices_needing_attention", "Active devices with something to look at, "
@@ -117,7 +118,7 @@ def _per_device(devices: list[DeviceRow]) -> Iterator[GaugeMetricFamily]:
     contact = _gauge("device_last_report_timestamp_seconds", "When the bridge last received "
                      "a report from the device (Unix time)", ["device"])
     for row in devices:
-        if row.status != "active":
+        if row.status != DeviceStatus.ACTIVE:
             continue
         pending.add_metric([row.device], row.pending)
         refused.add_metric([row.device], row.refused)

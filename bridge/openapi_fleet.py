@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from carecouch.devices import DeviceStatus
 from carecouch.fleet import (
     DATABASE_NAME,
     MAX_CODES,
@@ -56,7 +57,7 @@ SYNC_REPORT = _closed(
 
 FLEET_DEVICE = _closed({
     "device": _TEXT, "label": _MAYBE_TEXT,
-    "status": {"enum": ["active", "revoked", "unenrolled"]}, "clinician": _MAYBE_TEXT,
+    "status": {"enum": list(DeviceStatus)}, "clinician": _MAYBE_TEXT,
     "caseloads": {"type": "array", "items": _TEXT}, "last_sync_at": _MAYBE_TIME,
     "last_result": {"enum": [*RESULTS, None]}, "last_state": {"enum": [*STATES, None]},
     "pending": _COUNT, "refused": _COUNT, "conflicts": _COUNT, "store_bytes": _MAYBE_COUNT,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from carecouch.ddocs import DEVICE_FILTER
+from carecouch.devices import DeviceStatus
 from carecouch.ids import CASELOAD_ID_PATTERN, DEVICE_ID_PATTERN, MAX_ID_LENGTH, USER_ID_PATTERN
 
 # Request fields, shared with the handlers' own checks where they have a pattern.
@@ -64,7 +65,8 @@ SCHEMAS: dict[str, Any] = {
             {"documents": {"type": "integer"}, "bytes": {"type": "integer"}})},
         "over_limits": _TEXTS}),
     "Device": _object({
-        "id": _TEXT, "label": _MAYBE_TEXT, "status": {"enum": ["active", "revoked"]},
+        "id": _TEXT, "label": _MAYBE_TEXT,
+        "status": {"enum": [DeviceStatus.ACTIVE, DeviceStatus.REVOKED]},
         "enrolled_by": _TEXT, "enrolled_at": _TIME, "holder": _MAYBE_TEXT,
         "revoked_at": {"type": ["string", "null"], "format": "date-time"},
         "revoked_by": _MAYBE_TEXT, "public_key": _TEXT}),

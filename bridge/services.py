@@ -23,13 +23,12 @@ from carecouch.couch import CouchClient, Doc
 from carecouch.credentials import CredentialStore
 from carecouch.devices import DeviceRegistry
 from carecouch.errors import ConfigError, CouchUnauthorized
-from carecouch.ids import BRIDGE_ROLE, USERS_DB, user_doc_id
+from carecouch.ids import BRIDGE_ROLE, user_doc_id
 from carecouch.nonces import NonceStore
 from carecouch.policy import Policy, PolicyError, load_policy
 from carecouch.provenance import BRIDGE_SIGNER
-from carecouch.records import Registry as RecordRegistry
-from carecouch.records import load_registry
-from carecouch.registry import Registry
+from carecouch.records import Registry, load_registry
+from carecouch.registry import CaseloadRegistry
 from carecouch.signer_keys import publish_bridge_key
 from carecouch.signing import Signer
 
@@ -46,7 +45,7 @@ class PolicyStore:
     """The last good policy; re-read when the file's mtime or size changes. A bad edit is
     logged and reported on /healthz, and the bridge keeps serving the previous policy."""
 
-    def __init__(self, path: Path, registry: RecordRegistry) -> None:
+    def __init__(self, path: Path, registry: Registry) -> None:
         self.path = path
         self.registry = registry
         self._lock = threading.Lock()
@@ -102,7 +101,7 @@ class Services:
     admin: CouchClient
     couch: CouchClient  # as the bridge's own CouchDB user
     policy: PolicyStore
-    records: RecordRegistry
+    records: Registry
     signer: Signer
     identity: IdentityVerifier
     limiter: RateLimiter
@@ -110,14 +109,14 @@ class Services:
     devices: DeviceRegistry = field(init=False)
     nonces: NonceStore = field(init=False)
     credentials: CredentialStore = field(init=False)
-    caseloads: Registry = field(init=False)
+    caseloads: CaseloadRegistry = field(init=False)
     reaper: Reaper | None = None
 
     def __post_init__(self) -> None:
         self.devices = DeviceRegistry(self.admin)
         self.nonces = NonceStore(self.admin)
         self.credentials = CredentialStore(self.admin)
-        self.caseloads = Registry(self.admin)
+        self.caseloads = CaseloadRegistry(self.admin)
 
     def audit(self, actor: str) -> AuditLog:
         return AuditLog(self.admin, actor)
@@ -187,15 +186,14 @@ def _prepare_couchdb(built: Services) -> None:
             return
     except CouchUnauthorized:
         pass  # not created yet, or another password: (re)write it below
-    users = built.admin.db(USERS_DB)
-    existing = users.get_or_none(user_doc_id(settings.bridge_user)) or {}
+    existing = built.admin.get_user(settings.bridge_user) or {}
     if existing and existing.get("roles") != [BRIDGE_ROLE]:
         # Someone's account (or a device session) of that name: taking it over would hand
         # its owner the bridge's role, or the bridge theirs.
         raise ConfigError(f"CARECOUCH_BRIDGE_COUCHDB_USER: CouchDB user {settings.bridge_user}"
                           " exists and is not the bridge's (its roles are "
                           f"{existing.get('roles')}); choose another name")
-    users.put({**existing, "_id": user_doc_id(settings.bridge_user), "type": "user",
+    built.admin.put_user({**existing, "_id": user_doc_id(settings.bridge_user), "type": "user",
                "name": settings.bridge_user, "roles": [BRIDGE_ROLE],
                "password": settings.bridge_password})
     # CouchDB refreshes its authentication cache asynchronously.

@@ -16,7 +16,7 @@ from .errors import CarecouchError, CouchNotFound
 from .ids import caseload_db, check_caseload_id
 from .parallel import DEFAULT_WORKERS, map_parallel
 from .provisioning import CaseloadNotFound, Tick
-from .registry import Registry
+from .registry import CaseloadRegistry, CaseloadState
 from .security import caseload_security, same_security
 
 SHORT_HASH = 8
@@ -46,17 +46,9 @@ class CaseloadStatus:
         return asdict(self)
 
 
-def list_caseloads(client: CouchClient, desired: dict[str, Doc], *,
-                   statuses: Sequence[str] = (), workers: int = DEFAULT_WORKERS,
-                   tick: Tick | None = None) -> list[CaseloadStatus]:
-    """Every caseload in the registry (optionally only some statuses), sorted by id."""
-    return fill(client, registered(client, statuses=statuses), desired, workers=workers,
-                tick=tick)
-
-
 def registered(client: CouchClient, *, statuses: Sequence[str] = ()) -> list[CaseloadStatus]:
     """The registry's caseloads (one request), before :func:`fill` reads their databases."""
-    records = Registry(client).caseloads()
+    records = CaseloadRegistry(client).caseloads()
     return [_from_record(r) for _, r in sorted(records.items())
             if not statuses or r.get("status") in statuses]
 
@@ -65,7 +57,7 @@ def show_caseload(client: CouchClient, caseload_id: str,
                   desired: dict[str, Doc]) -> CaseloadStatus:
     """One caseload in detail; also finds a database the registry does not know."""
     caseload_id = check_caseload_id(caseload_id)
-    record = Registry(client).caseload(caseload_id)
+    record = CaseloadRegistry(client).caseload(caseload_id)
     if record is not None:
         row = _from_record(record)
     else:
@@ -112,8 +104,8 @@ def _read_db(client: CouchClient, row: CaseloadStatus, desired: dict[str, Doc]) 
     size = sizes.get("file")
     row.size = int(size) if isinstance(size, (int, float)) else None
     row.security = db.get_security()
-    if row.status in ("active", "archived"):
-        wanted = caseload_security(row.id, archived=row.status == "archived")
+    if row.status in (CaseloadState.ACTIVE, CaseloadState.ARCHIVED):
+        wanted = caseload_security(row.id, archived=row.status == CaseloadState.ARCHIVED)
         row.security_ok = same_security(row.security, wanted)
     installed = db.design_docs()
     for ddoc_id, doc in installed.items():

@@ -19,6 +19,16 @@ from pathlib import Path
 from .errors import ConfigError
 
 DEFAULT_COUCHDB_URL = "http://127.0.0.1:5984"
+# The couch directory: design documents, record rules and the record-type registry as files.
+COUCH_DIR_VARIABLE = "CARECOUCH_COUCH_DIR"
+
+
+def default_couch_dir() -> Path:
+    """``$CARECOUCH_COUCH_DIR``, else the project's own ``couch/``."""
+    named = os.environ.get(COUCH_DIR_VARIABLE)
+    if named:
+        return Path(named)
+    return Path(__file__).resolve().parent.parent / "couch"
 
 # Every environment variable a carecouch program reads, and what it is for. Add a name here
 # before reading it anywhere: tests check that the code, .env.example, docs/configuration.md

@@ -28,6 +28,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import httpx
 
 from .errors import CouchError, CouchUnreachable, error_for_status
+from .ids import USERS_DB, user_doc_id
 
 Doc = dict[str, Any]
 
@@ -210,6 +211,24 @@ class CouchClient:
         result: Doc = self.json("GET", "_session")
         return result
 
+    def server_date(self) -> str | None:
+        """The ``Date`` header of the server's answer to ``GET /`` (its clock, to the second)."""
+        date: str | None = self.request("GET", "").headers.get("date")
+        return date
+
+    def up(self) -> None:
+        """``GET /_up``: raises unless the server answers. A server without ``_up`` (404)
+        answered, so it counts as up."""
+        self.request("GET", "_up", idempotent=True, ok=(404,))
+
+    def get_user(self, name: str) -> Doc | None:
+        """The ``_users`` document of CouchDB user ``name``, or None."""
+        return self.db(USERS_DB).get_or_none(user_doc_id(name))
+
+    def put_user(self, doc: Mapping[str, Any]) -> Doc:
+        """Write a ``_users`` document (its ``_id`` is ``org.couchdb.user:<name>``)."""
+        return self.db(USERS_DB).put(doc)
+
     def all_dbs(self) -> list[str]:
         result: list[str] = self.json("GET", "_all_dbs")
         return result
@@ -316,9 +335,6 @@ class Database:
     def compact(self) -> None:
         self.client.request("POST", self._p("_compact"), json_body={})
 
-    def view_cleanup(self) -> None:
-        self.client.request("POST", self._p("_view_cleanup"), json_body={})
-
     # -- documents ------------------------------------------------------------------------
 
     def get(self, doc_id: str, **params: Any) -> Doc:
@@ -393,6 +409,16 @@ class Database:
             return result
         result = self.client.json("GET", self._p("_all_docs"), params=params)
         return result
+
+    def docs_with_prefix(self, prefix: str) -> list[Doc]:
+        """Every document whose id starts with ``prefix``, in one ``_all_docs`` read; ``[]``
+        when the database does not exist (yet)."""
+        response = self.client.request(
+            "GET", self._p("_all_docs"), ok=(404,),
+            params={"startkey": prefix, "endkey": prefix + "\ufff0", "include_docs": True})
+        if response.status_code == 404:
+            return []
+        return [row["doc"] for row in response.json()["rows"] if isinstance(row.get("doc"), dict)]
 
     def design_docs(self) -> dict[str, Doc]:
         """Every design document, by ``_id``, in one request."""

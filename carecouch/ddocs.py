@@ -9,23 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .config import COUCH_DIR_VARIABLE, default_couch_dir
 from .couch import Doc
 from .errors import CarecouchError
-from .records import REGISTRY_FILE, RegistryError, parse_registry
+from .records import RECORD_TYPES_FILE, RegistryError, parse_registry
 
-COUCH_DIR_VARIABLE = "CARECOUCH_COUCH_DIR"
 MAIN_DDOC = "carecouch"
 MAIN_DDOC_ID = f"_design/{MAIN_DDOC}"
 # The replication filter a device pulls its working set through (filters/device.js).
 DEVICE_FILTER_NAME = "device"
 DEVICE_FILTER = f"{MAIN_DDOC}/{DEVICE_FILTER_NAME}"
-# The record-type registry lives beside the rules that read it (docs/design.md, "Records").
-RECORD_TYPES_FILE = REGISTRY_FILE
 BUILTIN_REDUCERS = frozenset({"_count", "_sum", "_stats"})
 # Keys that are not content: CouchDB's own, and the version stamp we add.
 _NOT_CONTENT = frozenset({"_id", "_rev", "carecouch"})
@@ -33,14 +30,6 @@ _NOT_CONTENT = frozenset({"_id", "_rev", "carecouch"})
 
 class DesignDocError(CarecouchError):
     """The couch directory is missing, or holds a file the assembler does not understand."""
-
-
-def default_couch_dir() -> Path:
-    """``$CARECOUCH_COUCH_DIR``, else the project's own ``couch/``."""
-    named = os.environ.get(COUCH_DIR_VARIABLE)
-    if named:
-        return Path(named)
-    return Path(__file__).resolve().parent.parent / "couch"
 
 
 def canonical_json(value: Any) -> str:

@@ -12,6 +12,7 @@ All of it is in CouchDB, so several bridge instances agree without talking to ea
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from .clock import utc_now
@@ -20,6 +21,15 @@ from .errors import CarecouchError, CouchConflict
 from .registry import REGISTRY_DB
 
 DEVICE_PREFIX = "device:"
+
+
+class DeviceStatus(StrEnum):
+    """An enrolled device's ``status`` in the registry."""
+
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    UNENROLLED = "unenrolled"  # the fleet's word for a reporting device the registry lacks
+
 REVOCATION_PREFIX = "user-revocation:"
 
 
@@ -75,7 +85,7 @@ class DeviceRegistry:
 
     def enrol(self, device_id: str, public_key: str, user: str, label: str | None) -> Device:
         doc: Doc = {"_id": DEVICE_PREFIX + device_id, "type": "device", "id": device_id,
-                    "public_key": public_key, "label": label, "status": "active",
+                    "public_key": public_key, "label": label, "status": DeviceStatus.ACTIVE,
                     "enrolled_by": user, "enrolled_at": utc_now(), "holder": None}
         try:
             doc["_rev"] = self.db.put(doc)["rev"]
@@ -106,9 +116,10 @@ class DeviceRegistry:
             device = self.get(device_id)
             if device is None:
                 return None
-            if device.status == "revoked":
+            if device.status == DeviceStatus.REVOKED:
                 return device
-            doc = {**device.doc, "status": "revoked", "revoked_at": utc_now(), "revoked_by": by}
+            doc = {**device.doc, "status": DeviceStatus.REVOKED, "revoked_at": utc_now(),
+                   "revoked_by": by}
             try:
                 doc["_rev"] = self.db.put(doc)["rev"]
                 return Device.from_doc(doc)

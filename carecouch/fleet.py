@@ -25,10 +25,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .clock import format_utc, parse_utc
+from .config import default_couch_dir
 from .couch import CouchClient, Database, Doc
-from .ddocs import assemble, default_couch_dir
+from .ddocs import assemble
 from .errors import CarecouchError, ConfigError, CouchConflict, CouchNotFound
 from .security import ensure_admin_only_db
+from .sync_states import COMPLETED_STATES, REPORTED_STATES, SyncResult
 
 FLEET_DB = "carecouch_fleet"
 DAY_PREFIX = "carecouch_fleet_"
@@ -45,13 +47,8 @@ FUTURE_TOLERANCE = timedelta(days=1)
 MAX_REPORTS_PER_REQUEST = 100
 CASELOAD_DB_PREFIX = "caseload_"
 
-# The device's report states (mobile_stub/replication/status.py), without "offline": a
-# device in offline mode sends nothing and records nothing. "released": the caseload left the
-# device's working set and its records left the device, as the policy asked.
-STATES = ("ok", "released", "unauthorized", "forbidden", "unreachable", "policy",
-          "filter_unsupported", "failed")
-COMPLETED = ("ok", "released")
-RESULTS = ("ok", "refused", "stopped")
+STATES = REPORTED_STATES
+RESULTS = tuple(SyncResult)
 REPORT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 REFUSAL_CODE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 DATABASE_NAME = re.compile(r"^[a-z][a-z0-9_$()+/-]{0,99}$")
@@ -155,8 +152,8 @@ def check_report(data: Any) -> Doc:
         doc[name] = _count(data, name)
     for name in EXPIRIES:
         doc[name] = _time(data, name)
-    doc["result"] = ("stopped" if doc["state"] not in COMPLETED
-                     else "refused" if doc["refused"] else "ok")
+    doc["result"] = (SyncResult.STOPPED if doc["state"] not in COMPLETED_STATES
+                     else SyncResult.REFUSED if doc["refused"] else SyncResult.OK)
     return doc
 
 
@@ -304,14 +301,8 @@ class FleetStore:
 
     def statuses(self) -> dict[str, Doc]:
         """Every device's status document, by device id (one read)."""
-        response = self.client.request(
-            "GET", f"{self.status_db.path}/_all_docs", ok=(404,),
-            params={"startkey": STATUS_PREFIX, "endkey": STATUS_PREFIX + "\ufff0",
-                    "include_docs": True})
-        if response.status_code == 404:
-            return {}
-        return {str(row["doc"]["device"]): row["doc"] for row in response.json()["rows"]
-                if isinstance(row.get("doc"), dict) and "device" in row["doc"]}
+        return {str(doc["device"]): doc for doc in self.status_db.docs_with_prefix(STATUS_PREFIX)
+                if "device" in doc}
 
     # -- what CouchDB says of caseloads ---------------------------------------------------
 

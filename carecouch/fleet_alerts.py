@@ -19,6 +19,7 @@ import yaml
 
 from .clock import format_utc
 from .couch import CouchClient
+from .devices import DeviceStatus
 from .errors import CarecouchError
 from .fleet import FleetStore
 from .fleet_summary import (
@@ -210,7 +211,7 @@ def _aggregate(rule: Rule, part: CaseloadSummary) -> Breach | None:
 
 
 def _device(rule: Rule, row: DeviceRow, now: datetime) -> Breach | None:
-    if row.status != "active":
+    if row.status != DeviceStatus.ACTIVE:
         return None
     silent = row.silent_seconds or 0
     threshold: Any = rule.threshold

@@ -21,8 +21,9 @@ from .fleet import DAY_PREFIX, FleetStore, audit_design, install_design
 from .fleet_rollup import activity_rows, report_rows
 from .ids import caseload_db
 from .parallel import map_parallel
-from .registry import Registry
+from .registry import CaseloadRegistry
 from .security import ensure_admin_only_db
+from .sync_states import SyncResult
 
 AUDIT_DB = "carecouch_audit"
 ALL = ""  # the key of the whole fleet in per-caseload maps
@@ -41,7 +42,7 @@ class Syncs:
     def add(self, result: str, bucket: int, stats: Doc) -> None:
         count = int(stats["count"])
         self.results[result] = self.results.get(result, 0) + count
-        if result == "stopped":
+        if result == SyncResult.STOPPED:
             return
         kept = self.buckets.get(bucket)
         if kept is None:
@@ -83,8 +84,8 @@ class Syncs:
         return None  # pragma: no cover
 
     def as_json(self) -> dict[str, Any]:
-        return {"syncs": self.total, "ok": self.count("ok"), "refused": self.count("refused"),
-                "stopped": self.count("stopped"), "success_rate": _round(self.success_rate),
+        return {"syncs": self.total, **{str(r): self.count(r) for r in SyncResult},
+                "success_rate": _round(self.success_rate),
                 "p50_ms": _round(self.percentile(0.5), 0),
                 "p95_ms": _round(self.percentile(0.95), 0)}
 
@@ -204,8 +205,7 @@ def take_samples(client: CouchClient, store: FleetStore, now: datetime | None = 
                  ) -> dict[str, int]:
     """Record what CouchDB says of every active caseload now (its conflicted records), as
     this hour's sample; the bridge does it hourly, ``carecouch fleet sample`` on demand."""
-    active = sorted(c for c, r in Registry(client).caseloads().items()
-                    if r.get("status") == "active")
+    active = CaseloadRegistry(client).active_ids()
     counts = {c: n for c, n in live_conflicts(client, active).items() if n is not None}
     store.record_samples(counts, now)
     return counts

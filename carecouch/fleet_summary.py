@@ -23,11 +23,12 @@ from typing import Any
 from .clock import format_utc, parse_utc
 from .couch import CouchClient, Doc
 from .credentials import CredentialStore
-from .devices import DEVICE_PREFIX
+from .devices import DEVICE_PREFIX, DeviceStatus
 from .fleet import FleetStore
 from .fleet_read import ALL, FleetReads, Syncs, live_conflicts, read_window
 from .ids import member_role
-from .registry import REGISTRY_DB, Registry
+from .registry import REGISTRY_DB, CaseloadRegistry
+from .sync_states import SyncResult
 
 DEFAULT_SILENT_AFTER = timedelta(days=1)
 DEFAULT_WINDOW = timedelta(days=7)
@@ -63,12 +64,8 @@ class DeviceRow:
 
 
 def _registry_devices(client: CouchClient) -> dict[str, Doc]:
-    response = client.request("GET", f"{REGISTRY_DB}/_all_docs", ok=(404,), params={
-        "startkey": DEVICE_PREFIX, "endkey": DEVICE_PREFIX + "\ufff0", "include_docs": True})
-    if response.status_code == 404:
-        return {}
-    return {str(r["doc"]["id"]): r["doc"] for r in response.json()["rows"]
-            if isinstance(r.get("doc"), dict) and r["doc"].get("type") == "device"}
+    return {str(doc["id"]): doc for doc in client.db(REGISTRY_DB).docs_with_prefix(DEVICE_PREFIX)
+            if doc.get("type") == "device"}
 
 
 def fleet_devices(client: CouchClient, store: FleetStore, *, now: datetime | None = None,
@@ -107,7 +104,8 @@ def _row(device_id: str, reg: Doc, status: Doc, holder: str | None, credential: 
     silent = int((now - parse_utc(since)).total_seconds()) if since else None
     row = DeviceRow(
         device=device_id, label=reg.get("label"),
-        status=str(reg.get("status") or "unenrolled"), clinician=holder, caseloads=caseloads,
+        status=str(reg.get("status") or DeviceStatus.UNENROLLED), clinician=holder,
+        caseloads=caseloads,
         last_sync_at=latest.get("ended_at") if latest else None,
         last_result=latest.get("result") if latest else None,
         last_state=latest.get("state") if latest else None,
@@ -126,7 +124,7 @@ def _row(device_id: str, reg: Doc, status: Doc, holder: str | None, credential: 
 
 def _judge(row: DeviceRow, now: datetime, silent_after: timedelta) -> None:
     """Why a device needs attention, worst first; its severity is the worst reason's."""
-    if row.status != "active":
+    if row.status != DeviceStatus.ACTIVE:
         return
     reasons: list[tuple[int, str]] = []
     silent = row.silent_seconds is not None and row.silent_seconds >= silent_after.total_seconds()
@@ -141,7 +139,7 @@ def _judge(row: DeviceRow, now: datetime, silent_after: timedelta) -> None:
     if row.refused:
         reasons.append((2, f"{row.refused} refused write{'s' if row.refused != 1 else ''} "
                            "waiting"))
-    if row.last_result == "stopped":
+    if row.last_result == SyncResult.STOPPED:
         reasons.append((2, f"last sync stopped ({row.last_state})"))
     if row.conflicts:
         reasons.append((1, f"{row.conflicts} conflicted record"
@@ -202,8 +200,7 @@ def fleet_summary(client: CouchClient, store: FleetStore, *, caseloads: Sequence
     (every active caseload, or those asked for) and for the fleet, from ``since``."""
     now = now or datetime.now(UTC)
     since = since or now - DEFAULT_WINDOW
-    active = sorted(c for c, r in Registry(client).caseloads().items()
-                    if r.get("status") == "active")
+    active = CaseloadRegistry(client).active_ids()
     scope = sorted(set(caseloads)) if caseloads else active
     reads = read_window(store, since, now, scope if caseloads else ())
     live = live_conflicts(client, scope)
@@ -234,7 +231,7 @@ def _caseload(caseload: str | None, reads: FleetReads, live: int | None,
               rows: list[DeviceRow], days: list[str], silent_after: timedelta, *,
               scope: Sequence[str] = ()) -> CaseloadSummary:
     key = ALL if caseload is None else caseload
-    mine = [r for r in rows if r.status == "active" and (
+    mine = [r for r in rows if r.status == DeviceStatus.ACTIVE and (
         caseload in r.caseloads if caseload is not None
         else not scope or set(r.caseloads) & set(scope) or not r.caseloads)]
     samples: dict[str, int] = {}

@@ -30,8 +30,9 @@ from .ids import (
     member_role,
     scoped_role,
 )
-from .policy_file import PolicyError, Reader, format_duration, line_of
-from .records import Registry, load_registry
+from .policy_file import PolicyError, Reader, line_of
+from .records import SUBJECT_PATTERN, Registry, load_registry
+from .registry import CaseloadState
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
 RULE_KEYS = ("name", "users", "groups", "clinical_roles", "caseloads", "teams", "record_types",
@@ -287,13 +288,13 @@ class Policy:
                                   for c in rule.caseloads}
         for caseload_id, found in sorted(caseloads.items()):
             team = found.get("team")
-            if team in rule.teams and found.get("status") == "active":
+            if team in rule.teams and found.get("status") == CaseloadState.ACTIVE:
                 wanted.setdefault(caseload_id, f"rule {rule.name!r} (line {rule.line}): "
                                   f"team {team}")
         rule_filter = rule.filter or self.filter
         for caseload_id, reason in wanted.items():
             record = caseloads.get(caseload_id)
-            if record is None or record.get("status") != "active":
+            if record is None or record.get("status") != CaseloadState.ACTIVE:
                 state = "does not exist" if record is None else f"is {record.get('status')}"
                 grant.notes.append(f"caseload {caseload_id} {state}: not granted ({reason})")
                 continue
@@ -457,12 +458,6 @@ class _Parser:
 
 
 def _subject(value: str) -> str:
-    # The same form the record rules require of `subject` (envelope.js).
-    if not (1 <= len(value) <= 64) or any(not (c.isascii() and (c.isalnum() or c in "._:-"))
-                                          for c in value):
+    if not SUBJECT_PATTERN.fullmatch(value):  # the form the record rules require of `subject`
         raise ValueError(f"bad patient id {value!r}: use letters, digits and '.', '_', ':', '-'")
     return value
-
-
-def describe_lifetime(seconds: int) -> str:
-    return format_duration(seconds)

@@ -30,7 +30,7 @@ from .errors import CarecouchError
 from .ids import caseload_db, check_caseload_id
 from .manifest import CaseloadSpec
 from .parallel import DEFAULT_WORKERS, map_parallel
-from .registry import Registry, caseload_record, same_record
+from .registry import CaseloadRegistry, CaseloadState, caseload_record, same_record
 from .security import admin_only, caseload_security, same_security
 
 Tick = Callable[[], None]
@@ -71,7 +71,7 @@ class Observed:
     @property
     def recorded(self) -> bool:
         """Finished provisioning at some point, and not destroyed since."""
-        return self.record is not None and self.record.get("status") != "destroyed"
+        return self.record is not None and self.record.get("status") != CaseloadState.DESTROYED
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ class Target:
     id: str
     name: str
     team: str | None
-    status: str = "active"  # or "archived"
+    status: str = CaseloadState.ACTIVE  # or CaseloadState.ARCHIVED
     sync_design: bool = True  # False: leave design documents as they are (archive)
 
 
@@ -123,9 +123,10 @@ class Destroyed:
 
 def _status(seen: Observed) -> str:
     """The status a manifest run keeps: archived stays archived, anything else is active."""
-    if seen.recorded and seen.record is not None and seen.record.get("status") == "archived":
-        return "archived"
-    return "active"
+    if (seen.recorded and seen.record is not None
+            and seen.record.get("status") == CaseloadState.ARCHIVED):
+        return CaseloadState.ARCHIVED
+    return CaseloadState.ACTIVE
 
 
 def default_actor(client: CouchClient) -> str:
@@ -138,7 +139,7 @@ class Provisioner:
     def __init__(self, client: CouchClient, *, couch_dir: Path | None = None,
                  actor: str | None = None, workers: int = DEFAULT_WORKERS) -> None:
         self.client = client
-        self.registry = Registry(client)
+        self.registry = CaseloadRegistry(client)
         self.audit = AuditLog(client, actor or default_actor(client))
         self.workers = workers
         self.couch_dir = couch_dir
@@ -179,7 +180,8 @@ class Provisioner:
     def plan(self, target: Target, observed: Observed) -> Plan:
         plan = Plan(target, observed)
         record = observed.record
-        wanted_security = caseload_security(target.id, archived=target.status == "archived")
+        wanted_security = caseload_security(target.id,
+                                            archived=target.status == CaseloadState.ARCHIVED)
         ddoc_writes = self._design_writes(observed) if target.sync_design else []
         if target.sync_design or record is None:
             versions = self.design_versions
@@ -243,7 +245,8 @@ class Provisioner:
         events: list[AuditEvent] = []
         was = record.get("status")
         if was != target.status:
-            action = "caseload.archive" if target.status == "archived" else "caseload.unarchive"
+            action = ("caseload.archive" if target.status == CaseloadState.ARCHIVED
+                      else "caseload.unarchive")
             events.append(AuditEvent(action, target.id, {"from": was, "to": target.status}))
         elif security_changed:
             events.append(AuditEvent("caseload.security", target.id,
@@ -307,7 +310,7 @@ class Provisioner:
         plans = []
         for spec in specs:
             seen = observed[spec.id]
-            if seen.record is not None and seen.record.get("status") == "destroyed":
+            if seen.record is not None and seen.record.get("status") == CaseloadState.DESTROYED:
                 plan = Plan(Target(spec.id, spec.name, spec.team), seen,
                             note="destroyed; `carecouch caseload create` recreates it")
             else:
@@ -323,7 +326,7 @@ class Provisioner:
         caseload_id = check_caseload_id(caseload_id)
         seen = self.observe([caseload_id])[caseload_id]
         record = seen.record if seen.recorded else None
-        if record is not None and record.get("status") == "active":
+        if record is not None and record.get("status") == CaseloadState.ACTIVE:
             raise CaseloadExists(f"caseload {caseload_id} already exists (use `carecouch "
                                  "caseload apply` to change it)")
         target = Target(caseload_id, name or (record or {}).get("name") or caseload_id,
@@ -332,11 +335,11 @@ class Provisioner:
 
     def archive(self, caseload_id: str) -> Plan:
         """Remove member access, keep the data (admins can still read it)."""
-        return self._set_status(caseload_id, "archived")
+        return self._set_status(caseload_id, CaseloadState.ARCHIVED)
 
     def unarchive(self, caseload_id: str) -> Plan:
         """Give members their access back (design documents brought up to date first)."""
-        return self._set_status(caseload_id, "active")
+        return self._set_status(caseload_id, CaseloadState.ACTIVE)
 
     def _set_status(self, caseload_id: str, status: str) -> Plan:
         caseload_id = check_caseload_id(caseload_id)
@@ -345,7 +348,7 @@ class Provisioner:
             state = "was destroyed" if seen.record else "does not exist"
             raise CaseloadNotFound(f"caseload {caseload_id} {state}")
         target = Target(caseload_id, str(seen.record.get("name") or caseload_id),
-                        seen.record.get("team"), status, sync_design=status == "active")
+                        seen.record.get("team"), status, sync_design=status == CaseloadState.ACTIVE)
         return self.execute([self.plan(target, seen)])[0]
 
     def destroy(self, caseload_id: str, *, dry_run: bool = False) -> Destroyed:
@@ -360,7 +363,7 @@ class Provisioner:
         if record is None and info is None:
             raise CaseloadNotFound(f"caseload {caseload_id} does not exist")
         doc_count = int(info["doc_count"]) if info is not None else None
-        if info is None and record is not None and record.get("status") == "destroyed":
+        if info is None and record is not None and record.get("status") == CaseloadState.DESTROYED:
             return Destroyed(caseload_id, db.name, None, changed=False)
         result = Destroyed(caseload_id, db.name, doc_count, changed=True)
         if dry_run:
@@ -375,7 +378,7 @@ class Provisioner:
                           {"db": db.name, "doc_count": doc_count, "name": name, "team": team,
                            "was": (record or {}).get("status")})
         refused = self.registry.write([caseload_record(
-            caseload_id, name=name, team=team, status="destroyed", design_docs={},
+            caseload_id, name=name, team=team, status=CaseloadState.DESTROYED, design_docs={},
             previous=record)])
         if refused:
             raise ProvisioningFailed(refused, 1)

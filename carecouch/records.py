@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import default_couch_dir
 from .errors import CarecouchError
 
 CLASSES = ("append-only", "mergeable", "exclusive")
 FIELD_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object",
                          "datetime"})
-REGISTRY_FILE = "record_types.json"
+# The record-type registry lives beside the rules that read it (docs/design.md, "Records").
+RECORD_TYPES_FILE = "record_types.json"
 DERIVE_PATTERN = re.compile(r"[a-z][a-z0-9_]*")
 
 
@@ -83,6 +85,13 @@ class Registry:
         return sorted(name for name, spec in self.types.items() if spec.writable_with(roles))
 
 
+# The record rules' own patterns, for Python that checks a value before the rules see it (the
+# bridge's inputs, the policy's pinned subjects, a new record's id). The JS is the source of
+# truth; tests/test_record_patterns.py keeps each copy equal to it. Use with fullmatch.
+# envelope.js SUBJECT: a patient id as a record's ``subject`` holds it.
+SUBJECT_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+# common.js ID_SUFFIX: the uuid part of a record id.
+RECORD_ID_SUFFIX_PATTERN = re.compile(r"[A-Za-z0-9-]{8,64}")
 # common.js ID_OWNER: a CouchDB account name (a user, or a device session "<user>~<device>").
 RECORD_OWNER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+~-]{0,199}")
 
@@ -102,11 +111,17 @@ def new_record_id(registry: Registry, record_type: str, owner: str) -> str:
     return f"{record_type}:{owner}:{suffix}"
 
 
+def parse_refusal(reason: str) -> tuple[str, str]:
+    """A record rule's refusal, ``"<code>: <message>"`` (common.js refuse), as ``(code,
+    message)``; ``("", reason)`` for a reason of another form (a server's own error). The one
+    place that reads the form."""
+    head, sep, message = reason.partition(": ")
+    return (head, message) if sep and " " not in head else ("", reason)
+
+
 def refusal_code(reason: str) -> str:
-    """The stable code of a record rule's refusal, ``"<code>: <message>"`` (common.js
-    refuse); ``""`` for a reason of another form (a server's own error)."""
-    head, sep, _ = reason.partition(": ")
-    return head if sep and " " not in head else ""
+    """The stable code of a record rule's refusal (:func:`parse_refusal`); ``""`` if none."""
+    return parse_refusal(reason)[0]
 
 
 _ABSENT = object()
@@ -152,9 +167,7 @@ def same_json(a: Any, b: Any) -> bool:
 
 
 def default_registry_path() -> Path:
-    from .ddocs import default_couch_dir  # the couch dir setting lives there
-
-    return default_couch_dir() / "validate_functions" / REGISTRY_FILE
+    return default_couch_dir() / "validate_functions" / RECORD_TYPES_FILE
 
 
 def load_registry(path: Path | None = None) -> Registry:

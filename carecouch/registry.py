@@ -7,6 +7,7 @@ module reads and writes only the ``caseload:<id>`` documents.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,17 @@ from .ids import caseload_db, registry_doc_id
 from .security import ensure_admin_only_db
 
 REGISTRY_DB = "carecouch_registry"
-STATUSES = ("active", "archived", "destroyed")
+
+
+class CaseloadState(StrEnum):
+    """A caseload record's ``status``."""
+
+    ACTIVE = "active"        # its members read and write it
+    ARCHIVED = "archived"    # admin-only: the data is kept, no member syncs it
+    DESTROYED = "destroyed"  # its database is gone; the record remains as the trace
+
+
+STATUSES = tuple(state.value for state in CaseloadState)
 _PREFIX = "caseload:"
 # The registry's own design document: the bridge's index, part of the program (not one of the
 # caseload design documents IT may customise under CARECOUCH_COUCH_DIR).
@@ -47,7 +58,7 @@ def caseload_record(caseload_id: str, *, name: str, team: str | None, status: st
                 "created_at": now, "updated_at": now, "design_docs": dict(design_docs)}
     if previous is not None:
         doc["_rev"] = previous["_rev"]
-        if previous.get("status") != "destroyed" and previous.get("created_at"):
+        if previous.get("status") != CaseloadState.DESTROYED and previous.get("created_at"):
             doc["created_at"] = previous["created_at"]
     return doc
 
@@ -67,7 +78,7 @@ def same_record(a: Mapping[str, Any] | None, b: Mapping[str, Any]) -> bool:
             == {k: v for k, v in b.items() if k not in ignore})
 
 
-class Registry:
+class CaseloadRegistry:
     def __init__(self, client: CouchClient) -> None:
         self.client = client
         self.db = client.db(REGISTRY_DB)
@@ -87,13 +98,12 @@ class Registry:
 
     def caseloads(self) -> dict[str, Doc]:
         """Every caseload record, keyed by caseload id, in one request (``{}`` before first use)."""
-        response = self.client.request(
-            "GET", f"{self.db.path}/_all_docs", ok=(404,),
-            params={"startkey": _PREFIX, "endkey": _PREFIX + "\ufff0", "include_docs": True})
-        if response.status_code == 404:
-            return {}
-        return {row["doc"]["id"]: row["doc"] for row in response.json()["rows"]
-                if isinstance(row.get("doc"), dict) and "id" in row["doc"]}
+        return {doc["id"]: doc for doc in self.db.docs_with_prefix(_PREFIX) if "id" in doc}
+
+    def active_ids(self) -> list[str]:
+        """The ids of the active caseloads, sorted (one request)."""
+        return sorted(c for c, r in self.caseloads().items()
+                      if r.get("status") == CaseloadState.ACTIVE)
 
     def caseloads_for(self, ids: Iterable[str], teams: Iterable[str]) -> dict[str, Doc]:
         """The caseload records named in ``ids`` and those of ``teams``, keyed by caseload id:

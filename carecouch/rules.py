@@ -26,7 +26,7 @@ import quickjs
 
 from .ddocs import MAIN_DDOC_ID, assemble
 from .errors import CarecouchError
-from .records import refusal_code
+from .records import parse_refusal, refusal_code
 
 HOST_DIR = Path(__file__).resolve().parent / "js"
 HOST_FILES = ("query_server.js", "rules_host.js")
@@ -106,8 +106,7 @@ class Rules:
             problems = tuple(Problem(str(p.get("code")), str(p.get("message")))
                              for p in answer.get("problems") or [])
             reason = str(answer["forbidden"])
-            return Refusal(reason, problems or (Problem(refusal_code(reason),
-                                                        reason.partition(": ")[2]),))
+            return Refusal(reason, problems or (Problem(*parse_refusal(reason)),))
         if "unauthorized" in answer:
             return Refusal(str(answer["unauthorized"]), error="unauthorized")
         raise RulesError(f"a rule of {self.ddoc_id} failed: {answer.get('error')}")

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .clock import utc_now
 from .couch import CouchClient
+from .devices import DeviceStatus
 from .errors import CouchConflict
 from .provenance import BRIDGE_SIGNER, SignerKey
 from .registry import REGISTRY_DB
@@ -47,6 +48,6 @@ def signer_keys(admin: CouchClient) -> dict[str, SignerKey]:
             except ValueError:
                 continue  # a damaged record proves nothing
             signer = BRIDGE_SIGNER if prefix == _BRIDGE_PREFIX else str(doc.get("id"))
-            revoked = doc.get("revoked_at") if doc.get("status") == "revoked" else None
+            revoked = doc.get("revoked_at") if doc.get("status") == DeviceStatus.REVOKED else None
             keys[key_id(public)] = SignerKey(signer, public, revoked)
     return keys

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from carecouch import __version__
+from carecouch.cli_support import OneLineUsage, OneLineUsageGroup
 from carecouch.config import load_env_file
 from carecouch.errors import CarecouchError
 
@@ -31,23 +32,21 @@ class _Failed(click.ClickException):
         click.echo(f"carecouch-device: error: {self.format_message()}", err=True, file=file)
 
 
-class _Usage(click.UsageError):
+class _Usage(OneLineUsage):
     """Bad usage in one line too (exit 2), pointing at the command's help."""
 
-    def show(self, file: Any = None) -> None:
-        where = f" (see `{self.ctx.command_path} --help`)" if self.ctx else ""
-        click.echo(f"carecouch-device: error: {self.format_message()}{where}", err=True,
-                   file=file)
+    prefix = "carecouch-device: error: "
+    point_at_help = True
 
 
-class _DeviceGroup(click.Group):
+class _DeviceGroup(OneLineUsageGroup):
     """Library errors as one line, not a traceback; a revoked device wiped."""
+
+    usage_error = _Usage
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             result = super().invoke(ctx)
-        except click.UsageError as exc:
-            raise _Usage(exc.format_message(), exc.ctx) from exc
         except RecordRefused as exc:
             if isinstance(ctx.obj, DeviceContext) and ctx.obj.as_json:
                 click.echo(json.dumps({"refused": exc.refusal.to_json()}, indent=2))
@@ -97,9 +96,27 @@ def main(ctx: click.Context, store_path: Path | None, as_json: bool) -> None:
     ctx.call_on_close(device.close)
 
 
+def _json_too(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    device = ctx.find_object(DeviceContext)
+    if value and device is not None:
+        device.as_json = True
+
+
+def _accept_json(command: click.Command) -> None:
+    """``--json`` after any command, as before it (``carecouch-device --json status``)."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_json(sub)
+    elif not any("--json" in p.opts for p in command.params if isinstance(p, click.Option)):
+        command.params.append(click.Option(
+            ["--json"], is_flag=True, expose_value=False, callback=_json_too,
+            help="Print data as JSON (as `carecouch-device --json` does)."))
+
+
 for command in (cmd_store.init, cmd_store.wipe, cmd_store.offline, cmd_store.online,
                 cmd_bridge.enrol, cmd_bridge.login, cmd_bridge.break_glass, cmd_lease.lease,
                 cmd_sync.sync, cmd_sync.retry, cmd_sync.discard, cmd_sync.correct,
                 cmd_records.status, cmd_records.show, cmd_records.put, cmd_records.attachment,
                 cmd_record.record):
     main.add_command(command)
+    _accept_json(command)

@@ -14,8 +14,6 @@ Layout (docs/device.md, "Encryption"):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import threading
 from dataclasses import asdict, dataclass
@@ -112,9 +110,6 @@ class Sealer:
     def __init__(self, data_key: bytes) -> None:
         self._aead = AESGCM(data_key)
         self._nonces = _NoncePool()
-        # A separate key for keyed lookups, so an index never reuses the encryption key.
-        self._index_key = hmac.new(data_key, b"carecouch-device/index/v1",
-                                   hashlib.sha256).digest()
 
     def seal(self, plaintext: bytes, *context: str) -> bytes:
         nonce = self._nonces.take()
@@ -126,11 +121,6 @@ class Sealer:
         except InvalidTag:
             raise ValueError("stored ciphertext does not match its row (tampered or moved)"
                              ) from None
-
-    def index_token(self, value: str) -> str:
-        """A keyed, non-reversible token for looking up by a sensitive value (e.g. subject)."""
-        return hmac.new(self._index_key, value.encode(), hashlib.sha256).hexdigest()
-
 
 def _aad(context: tuple[str, ...]) -> bytes:
     # Length-prefixed, so ("ab", "c") and ("a", "bc") can never produce the same bytes.

@@ -33,7 +33,7 @@ from .replication.status import SyncReport
 from .rules import DeviceRules
 from .store.device import DeviceStore
 from .store.documents import Doc
-from .store.rejections import CORRECTED, Rejection, Rejections
+from .store.rejections import Rejection, Rejections, RejectionState
 from .store.replica import ReplicaIO
 
 
@@ -265,7 +265,7 @@ class Device:
         corrected = self.new_record(database, str(rejection.doc["type"]), fields)
         remote = None if self.store.offline else self.replicator.remote_for(local)
         try:
-            recovery.discard(remote, local, rejection, state=CORRECTED,
+            recovery.discard(remote, local, rejection, state=RejectionState.CORRECTED,
                              resolved_by=str(corrected["_id"]))
         finally:
             if remote is not None:

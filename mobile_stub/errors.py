@@ -61,10 +61,6 @@ class PolicyRefused(DeviceError, PermissionError):
     """The device's policy (the bridge's signed snapshot, a lease token) does not allow this."""
 
 
-class FilterUnsupported(DeviceError):
-    """The server cannot run the replication filter handed out (e.g. ``_selector``)."""
-
-
 class RejectionNotFound(DeviceError, KeyError):
     __str__ = DeviceError.__str__
 
@@ -115,7 +111,19 @@ class RecordRefused(DeviceError):
     saved. ``refusal`` holds the server's reason and every problem found."""
 
     def __init__(self, refusal: Refusal) -> None:
-        from .rules import refusal_line
-
         super().__init__(refusal_line(refusal))
         self.refusal = refusal
+
+
+# What the device adds to a rule's message when it knows why (the rule cannot).
+HINTS = {"every record needs clock_offset_ms": "every record needs clock_offset_ms (this "
+         "device has not yet talked to the server, so it does not know how far its clock is "
+         "off: sync once, or run `init` online)"}
+
+
+def refusal_line(refusal: Refusal) -> str:
+    """One line for the command line: every problem, the server's first."""
+    problems = "; ".join(f"{p.code}: {HINTS.get(p.message, p.message)}"
+                         for p in refusal.problems)
+    return (f"the record rules refuse this record (the server would too): "
+            f"{problems or refusal.reason}")

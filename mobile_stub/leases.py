@@ -14,18 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from carecouch.clock import format_utc, parse_utc
 from carecouch.records import RecordType
 
+from .bridge_api import Answer
 from .errors import PolicyRefused, TokenRefused
 from .store.device import DeviceStore
 from .trust import LEASE_TYPE, PinnedKeys
-
-if TYPE_CHECKING:
-    from .device import Device
-    from .session import BridgeSession
 
 LEASE_FIELDS = ("holder", "device", "granted_at", "expires_at", "grant")
 ACTIONS = {"claim": "/v1/leases", "renew": "/v1/leases/renew",
@@ -33,7 +30,24 @@ ACTIONS = {"claim": "/v1/leases", "renew": "/v1/leases/renew",
 _PREFIX = "lease:"
 
 
-def change(session: BridgeSession, device: Device, action: str, database: str, record: str
+class LeaseSession(Protocol):
+    """What a lease request needs of the session with the bridge (``BridgeSession``)."""
+
+    @property
+    def leases(self) -> LeaseBook: ...
+
+    def caseload_of(self, database: str) -> str: ...
+
+    def post(self, path: str, body: dict[str, Any]) -> Answer: ...
+
+
+class Refreshes(Protocol):
+    """What a lease request needs of the device (``Device``): to re-read one record."""
+
+    def refresh(self, database: str, doc_id: str) -> None: ...
+
+
+def change(session: LeaseSession, device: Refreshes, action: str, database: str, record: str
            ) -> dict[str, Any]:
     """Claim, renew or release the lease on ``record`` through the bridge, keep (or drop) its
     token, and re-read the record so the device holds the revision carrying the lease."""
@@ -52,7 +66,7 @@ def change(session: BridgeSession, device: Device, action: str, database: str, r
             "lease": answer.get("lease"), "rev": answer.get("rev")}
 
 
-def create(session: BridgeSession, device: Device, database: str, record_type: str,
+def create(session: LeaseSession, device: Refreshes, database: str, record_type: str,
            subject: str, fields: Mapping[str, Any]) -> dict[str, Any]:
     """Create an exclusive record through the bridge (online): only the bridge may create
     one (exclusive.js), so two devices can never each make their own copy of an order. The

@@ -27,10 +27,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from carecouch import __version__
 from carecouch.clock import format_utc, parse_utc
+from carecouch.sync_states import SyncState
 
 from .bridge_api import Answer
 from .errors import BridgeError, UnknownDatabase
-from .replication.status import SyncReport, SyncState
+from .replication.status import SyncReport
 from .store.device import DeviceStore
 from .store.schema import sidecar_files
 

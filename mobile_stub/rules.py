@@ -32,9 +32,9 @@ from typing import Any
 
 from carecouch.ddocs import MAIN_DDOC_ID, canonical_json
 from carecouch.records import Registry
-from carecouch.rules import Refusal, Rules, shipped_rules
+from carecouch.revs import revisions_object
+from carecouch.rules import Rules, shipped_rules
 
-from . import revtree
 from .errors import RecordRefused
 from .store.device import DeviceStore
 from .store.documents import Doc, LocalDatabase
@@ -122,7 +122,7 @@ class DeviceRules:
         edit = local.plan_edit(doc)
         history = [edit.rev, *(local.history(edit.doc_id, edit.parent) if edit.parent else [])]
         new_doc: Doc = {**edit.body, "_id": edit.doc_id, "_rev": edit.rev,
-                        "_revisions": revtree.revisions_object(history)}
+                        "_revisions": revisions_object(history)}
         if edit.deleted:
             new_doc["_deleted"] = True
         old_doc = _stubbed(local.get(edit.doc_id, edit.parent)) if edit.parent else None
@@ -150,17 +150,3 @@ def _stubbed(doc: Doc) -> Doc:
     stubs = {name: {k: v for k, v in att.items() if k != "data"} | {"stub": True}
              for name, att in atts.items() if isinstance(att, dict)}
     return {**doc, "_attachments": stubs}
-
-
-# What the device adds to a rule's message when it knows why (the rule cannot).
-HINTS = {"every record needs clock_offset_ms": "every record needs clock_offset_ms (this "
-         "device has not yet talked to the server, so it does not know how far its clock is "
-         "off: sync once, or run `init` online)"}
-
-
-def refusal_line(refusal: Refusal) -> str:
-    """One line for the command line: every problem, the server's first."""
-    problems = "; ".join(f"{p.code}: {HINTS.get(p.message, p.message)}"
-                         for p in refusal.problems)
-    return (f"the record rules refuse this record (the server would too): "
-            f"{problems or refusal.reason}")

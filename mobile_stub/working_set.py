@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from carecouch.clock import format_utc, utc_now
@@ -39,13 +40,24 @@ from .store.documents import Doc, LocalDatabase, chunks
 if TYPE_CHECKING:  # the replication package imports the policy, which imports this
     from .replication.filters import ReplicationFilter
 
-# Why a record left the device.
-CASELOAD, TYPE, UNPINNED, WINDOW = "caseload", "type", "unpinned", "window"
-REASONS = (WINDOW, UNPINNED, TYPE, CASELOAD)
-ATTACHMENTS = "attachments"  # attachment bodies removed (their records stay)
-REASON_TEXT = {WINDOW: "outside the time window", UNPINNED: "patient no longer pinned",
-               TYPE: "record type no longer held", CASELOAD: "caseload no longer granted",
-               ATTACHMENTS: "attachment data past its retention"}
+
+class Removal(StrEnum):
+    """Why a record (or its attachment data) left the device."""
+
+    WINDOW = "window"
+    UNPINNED = "unpinned"
+    TYPE = "type"
+    CASELOAD = "caseload"
+    ATTACHMENTS = "attachments"  # attachment bodies removed (their records stay)
+
+
+# Why records left (Removal.ATTACHMENTS is of their data), in the order they are reported.
+REASONS = (Removal.WINDOW, Removal.UNPINNED, Removal.TYPE, Removal.CASELOAD)
+REASON_TEXT: dict[str, str] = {Removal.WINDOW: "outside the time window",
+                               Removal.UNPINNED: "patient no longer pinned",
+                               Removal.TYPE: "record type no longer held",
+                               Removal.CASELOAD: "caseload no longer granted",
+                               Removal.ATTACHMENTS: "attachment data past its retention"}
 REMOVED_META = "working_set_removed"  # per database: totals, and the last removal
 BATCH = 1000  # documents per filter call
 
@@ -94,11 +106,11 @@ class Removed:
 
     @property
     def total(self) -> int:
-        return sum(v for k, v in self.counts.items() if k != ATTACHMENTS)
+        return sum(v for k, v in self.counts.items() if k != Removal.ATTACHMENTS)
 
     def to_json(self) -> dict[str, Any]:
         return {"records": self.total, **{k: self.counts.get(k, 0) for k in (*REASONS,
-                                                                           ATTACHMENTS)},
+                                                                           Removal.ATTACHMENTS)},
                 "held_back": self.held_back, "released": self.released}
 
 
@@ -117,7 +129,7 @@ class Minimiser:
         removed = Removed()
         state = self._state()
         if not holding.granted:
-            self._remove(self._all_ids(), lambda _doc_id: CASELOAD, removed)
+            self._remove(self._all_ids(), lambda _doc_id: Removal.CASELOAD, removed)
             removed.released = removed.held_back == 0
         elif holding.query is not None and self.rules is not None:
             self._by_filter(self.rules, dict(holding.query), state, removed,
@@ -155,10 +167,10 @@ class Minimiser:
 
         def reason(doc: Doc) -> str:
             if types is not None and doc.get("type") not in types:
-                return TYPE
+                return Removal.TYPE
             if doc.get("subject") in pinned_before and doc.get("subject") not in pinned:
-                return UNPINNED
-            return WINDOW
+                return Removal.UNPINNED
+            return Removal.WINDOW
 
         failing: list[str] = []
         bodies: dict[str, Doc] = {}
@@ -222,7 +234,8 @@ class Minimiser:
                 self.conn.execute("UPDATE revs SET body = ?, atts = 0 WHERE db = ? AND "
                                   "doc_id = ? AND rev = ?", (update, self.local.id, doc_id, rev))
                 if count:
-                    removed.counts[ATTACHMENTS] = removed.counts.get(ATTACHMENTS, 0) + count
+                    removed.counts[Removal.ATTACHMENTS] = (
+                        removed.counts.get(Removal.ATTACHMENTS, 0) + count)
 
     # -- the store --------------------------------------------------------------------------
 

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from carecouch.config import default_couch_dir
 from carecouch.couch import Database
 from carecouch.ddocs import (
     DesignDocError,
     assemble,
     canonical_json,
     content_hash,
-    default_couch_dir,
     stamped_version,
 )
 

@@ -13,7 +13,7 @@ from carecouch.errors import CouchError
 from carecouch.ids import caseload_db, member_role
 from carecouch.manifest import CaseloadSpec
 from carecouch.provisioning import Observed, Provisioner, ProvisioningFailed, Target
-from carecouch.registry import REGISTRY_DB, Registry
+from carecouch.registry import REGISTRY_DB, CaseloadRegistry
 from carecouch.security import (
     admin_only,
     caseload_security,
@@ -217,7 +217,7 @@ def test_registry_reads_all_caseloads_in_one_request(fresh_client: CouchClient,
     ids = [caseload_ids() for _ in range(2)]
     Provisioner(fresh_client).apply(specs(*ids))
     fresh_client.request_counts.clear()
-    records = Registry(fresh_client).caseloads()
+    records = CaseloadRegistry(fresh_client).caseloads()
     assert set(ids) <= set(records)
     assert sum(fresh_client.request_counts.values()) == 1
 

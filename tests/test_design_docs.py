@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from carecouch.ddocs import assemble, default_couch_dir
+from carecouch.config import default_couch_dir
+from carecouch.ddocs import assemble
 
 ROOT = Path(__file__).resolve().parent.parent
 

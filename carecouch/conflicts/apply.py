@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from carecouch.audit import AuditEvent, AuditLog
@@ -28,10 +29,15 @@ from .finder import leaves_changed_since, live_leaves, update_seq
 from .plan import Plan
 
 BATCH = 200
-RESOLVED = "resolved"  # the document has one live revision: the planned one
-CHANGED = "changed"  # the document changed before or during the write; not clobbered
-FAILED = "failed"  # the server refused part of the write
-REFUSED = "refused"  # the resolution record was refused: nothing written
+
+
+class OutcomeStatus(StrEnum):
+    """How applying one resolution ended (:attr:`Outcome.status`)."""
+
+    RESOLVED = "resolved"  # the document has one live revision: the planned one
+    CHANGED = "changed"    # the document changed before or during the write; not clobbered
+    FAILED = "failed"      # the server refused part of the write
+    REFUSED = "refused"    # the resolution record was refused: nothing written
 
 
 @dataclass
@@ -164,13 +170,14 @@ def _event(outcome: Outcome, action: str) -> AuditEvent:
 def _apply_batch(client: CouchClient, db: Database, caseload: str, plans: Sequence[Plan],
                  seen: _Seen, pending: Sequence[Plan]) -> list[Outcome]:
     account = client.user or "anonymous"
-    outcomes = {id(p): Outcome(p, RESOLVED) for p in plans}
+    outcomes = {id(p): Outcome(p, OutcomeStatus.RESOLVED) for p in plans}
     current = seen.leaves(db, plans)
     ready = []
     for plan in plans:
         now_live = current.get(plan.doc_id, frozenset())
         if now_live != plan.conflict.leaf_revs:
-            outcomes[id(plan)] = Outcome(plan, CHANGED, _changed(plan, now_live), written=False)
+            outcomes[id(plan)] = Outcome(plan, OutcomeStatus.CHANGED, _changed(plan, now_live),
+                                         written=False)
         else:
             ready.append(plan)
     ready = _write_records(db, caseload, account, ready, outcomes)
@@ -212,8 +219,8 @@ def _write_records(db: Database, caseload: str, account: str, plans: list[Plan],
         reason = f"{error}: {result.get('reason')}"
         if error in ("forbidden", "unauthorized"):
             refusals.append(reason)
-        outcomes[id(plan)] = Outcome(plan, REFUSED, f"the resolution record was refused "
-                                     f"({reason}); nothing was written", written=False)
+        outcomes[id(plan)] = Outcome(plan, OutcomeStatus.REFUSED, "the resolution record was "
+                                     f"refused ({reason}); nothing was written", written=False)
     if refusals and len(refusals) == len(plans):
         raise refused(account, caseload, refusals[0])
     return written
@@ -236,7 +243,7 @@ def _write_revisions(db: Database, caseload: str, account: str, plans: list[Plan
     for plan in plans:
         if plan.doc_id in by_doc:
             outcomes[id(plan)] = Outcome(
-                plan, FAILED, "the server refused part of the resolution ("
+                plan, OutcomeStatus.FAILED, "the server refused part of the resolution ("
                 + "; ".join(by_doc[plan.doc_id]) + "); every discarded body is in "
                 + plan.resolution_id)
 
@@ -252,15 +259,16 @@ def _check_after(db: Database, plans: list[Plan], outcomes: dict[int, Outcome],
         *(b.rev for b in p.conflict.deleted_leaves)}]
     after = live_leaves(db, [p.doc_id for p in suspect])
     for plan in suspect:
-        if outcomes[id(plan)].status != RESOLVED:
+        if outcomes[id(plan)].status != OutcomeStatus.RESOLVED:
             continue
         extra = sorted(after[plan.doc_id] - {plan.result_rev})
         if not after[plan.doc_id]:
             outcomes[id(plan)] = Outcome(
-                plan, CHANGED, "no live revision is left: another resolution of this record "
-                f"ran at the same time; restore with `carecouch conflicts undo "
+                plan, OutcomeStatus.CHANGED, "no live revision is left: another resolution of "
+                "this record ran at the same time; restore with `carecouch conflicts undo "
                 f"{plan.resolution_id}`")
         elif len(after[plan.doc_id]) > 1:  # one other leaf alone is a later edit of ours
             outcomes[id(plan)] = Outcome(
-                plan, CHANGED, f"revision {', '.join(extra)} arrived during the resolution and"
-                " was left live: the record is still conflicted; nothing was clobbered")
+                plan, OutcomeStatus.CHANGED, f"revision {', '.join(extra)} arrived during the "
+                "resolution and was left live: the record is still conflicted; nothing was "
+                "clobbered")

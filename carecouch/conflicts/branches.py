@@ -13,10 +13,10 @@ from typing import Any
 from carecouch.couch import Database, Doc
 from carecouch.errors import CouchNotFound
 from carecouch.records import Registry
+from carecouch.revs import content, history, rev_key
 
 from .attachments import Signature, signature
 from .errors import RecordNotFound
-from .revs import content, history, rev_key
 
 BATCH = 200  # documents per _bulk_get: a few hundred kB of bodies per request
 

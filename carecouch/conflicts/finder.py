@@ -16,7 +16,7 @@ from carecouch.errors import CarecouchError, CouchForbidden, CouchNotFound, Couc
 from carecouch.ids import caseload_db, check_caseload_id
 from carecouch.parallel import DEFAULT_WORKERS, map_parallel
 from carecouch.records import Registry
-from carecouch.registry import Registry as CaseloadRegistry
+from carecouch.registry import CaseloadRegistry
 
 from .branches import Conflict, missing, read_many
 from .errors import RecordNotFound
@@ -41,12 +41,11 @@ def caseload_scope(client: CouchClient, wanted: Sequence[str] = ()) -> list[str]
     if wanted:
         return sorted({check_caseload_id(c) for c in wanted})
     try:
-        records = CaseloadRegistry(client).caseloads()
+        return CaseloadRegistry(client).active_ids()
     except (CouchUnauthorized, CouchForbidden):
         roles = client.session().get("userCtx", {}).get("roles", [])
         return sorted(r[len(MEMBER_PREFIX):] for r in roles
                       if isinstance(r, str) and r.startswith(MEMBER_PREFIX))
-    return sorted(cid for cid, rec in records.items() if rec.get("status") == "active")
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,8 @@ def resolver_for(account: str | None, clock_offset_ms: int = 0) -> Resolver:
 def measure_offset(client: CouchClient) -> int:
     """Server clock minus ours, from the ``Date`` of one answer (whole seconds, so +-1 s)."""
     before = datetime.now(UTC)
-    response = client.request("GET", "")
+    header = client.server_date()
     after = datetime.now(UTC)
-    header = response.headers.get("date")
     if not header:
         return 0
     try:

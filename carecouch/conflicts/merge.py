@@ -17,10 +17,10 @@ from datetime import datetime
 from typing import Any
 
 from carecouch.ddocs import canonical_json
+from carecouch.revs import rev_key
 
 from .branches import Branch
 from .errors import CannotResolve
-from .revs import rev_key
 
 _TIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z$")
 Instant = tuple[int, int]  # (whole seconds since the epoch, nanoseconds)

@@ -18,6 +18,7 @@ from typing import Any
 from carecouch.couch import Doc
 from carecouch.ddocs import canonical_json
 from carecouch.records import Registry
+from carecouch.revs import child
 
 from . import attachments
 from .branches import Branch, Conflict
@@ -25,7 +26,6 @@ from .errors import BadChoice, CannotResolve, NotConflicted
 from .identity import Resolver
 from .merge import FieldChoice, latest, merge_fields, same_attachments
 from .policy import COLLAPSE, DIFFERENT_ATTACHMENTS, MERGE, Decision, decide
-from .revs import child
 
 RESOLUTION_TYPE = "resolution"
 AUTO_REASONS = {

@@ -21,6 +21,7 @@ from carecouch.couch import CouchClient, Doc
 from carecouch.errors import CouchForbidden, CouchUnauthorized
 from carecouch.ids import caseload_db
 from carecouch.records import Registry
+from carecouch.revs import child, content, rev_key
 
 from . import attachments
 from .apply import AuditSink, refused
@@ -29,7 +30,6 @@ from .errors import CannotResolve, DocumentChanged, RecordNotFound
 from .identity import Resolver
 from .merge import same
 from .plan import RESOLUTION_TYPE, check_reason, resolution_record
-from .revs import child, content, rev_key
 
 RESOLUTION_PREFIX = f"{RESOLUTION_TYPE}:"
 

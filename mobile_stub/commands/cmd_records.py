@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from carecouch.cli_support import plural
 from carecouch.records import load_registry
 
 from .. import reports as fleet_reports
@@ -65,7 +66,8 @@ def _status_text(data: dict[str, Any]) -> str:
     for db in data["databases"]:
         last = db["last_sync"]
         when = f"{last['state']} at {last['ended_at']}" if last else "never"
-        lines.append(f"{db['name']} ({db['server']}): {db['docs']} docs, {db['conflicted']} "
+        lines.append(f"{db['name']} ({db['server']}): {plural(db['docs'], 'doc')}, "
+                     f"{db['conflicted']} "
                      f"conflicted; this device's edits: {db['saved']} saved, {db['sent']} "
                      f"sent, {db['confirmed']} confirmed, {db['refused']} refused; last sync "
                      f"{when}")
@@ -80,7 +82,7 @@ def _status_text(data: dict[str, Any]) -> str:
                   f"{' | '.join(r['ways_out'])})" for r in db["rejected"]]
     for name, entry in data["released"].items():
         lines.append(f"{name}: no longer granted; its records were removed from this device "
-                     f"at {entry['last']['at']} ({entry['last']['records']} records)")
+                     f"at {entry['last']['at']} ({plural(entry['last']['records'], 'record')})")
     return "\n".join(lines)
 
 
@@ -92,8 +94,9 @@ def _removed_text(removed: dict[str, Any]) -> list[str]:
     lines = [f"  removed from this device: {', '.join(parts)}"] if parts else []
     last = removed.get("last") or {}
     if last.get("held_back"):
-        lines.append(f"  kept although outside the working set: {last['held_back']} records "
-                     "with changes the server has not confirmed (removed once it has)")
+        lines.append("  kept although outside the working set: "
+                     f"{plural(last['held_back'], 'record')} with changes the server has not "
+                     "confirmed (removed once it has)")
     return lines
 
 
@@ -201,4 +204,5 @@ def attachment(ctx: DeviceContext, doc_id: str, name: str, out: str,
         sink.write(content)
     if out != "-":
         ctx.emit({"id": doc_id, "attachment": name, "bytes": len(content), "out": out},
-                 lambda d: f"wrote {d['bytes']} bytes of {d['attachment']} to {d['out']}")
+                 lambda d: f"wrote {plural(d['bytes'], 'byte')} of {d['attachment']} to "
+                           f"{d['out']}")

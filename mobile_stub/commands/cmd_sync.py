@@ -9,10 +9,11 @@ import click
 
 from carecouch import prompts
 from carecouch.errors import CarecouchError
+from carecouch.sync_states import SyncState
 
 from .. import reports as fleet_reports
 from ..errors import DeviceRevoked
-from ..replication import CheckpointTrust, SyncReport, SyncState
+from ..replication import CheckpointTrust, SyncReport
 from ..working_set import REASON_TEXT
 from .context import DeviceContext, db_option, field_values, pass_device
 

@@ -29,14 +29,15 @@ from typing import Any
 
 from carecouch.couch import Doc
 from carecouch.errors import CouchBadRequest, CouchNotFound
+from carecouch.revs import rev_pos
+from carecouch.sync_states import SyncState
 
-from .. import revtree
 from ..store.documents import LocalDatabase
 from ..store.replica import IncomingRevision, ReplicaIO
 from .checkpoints import Checkpointer
 from .filters import SELECTOR, ReplicationFilter
 from .remote import RemoteDatabase
-from .status import ReplicationStats, SyncState, SyncStopped
+from .status import ReplicationStats, SyncStopped
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class Puller:
             doc = row.get("doc")
             for rev in missing.get(row.get("id", ""), []):
                 if (isinstance(doc, dict) and doc.get("_rev") == rev
-                        and revtree.rev_pos(rev) == 1 and "_attachments" not in doc):
+                        and rev_pos(rev) == 1 and "_attachments" not in doc):
                     # Its whole history is itself: stored straight from the feed.
                     direct.append(IncomingRevision.from_doc(doc))
                 else:

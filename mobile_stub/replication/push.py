@@ -32,13 +32,14 @@ from typing import Any
 from carecouch.couch import Database, Doc
 from carecouch.errors import CouchForbidden
 from carecouch.records import refusal_code
+from carecouch.sync_states import SyncState
 
 from ..store.documents import LocalDatabase
 from ..store.rejections import Rejections
 from ..store.replica import ReplicaIO
 from .checkpoints import Checkpointer
 from .remote import RemoteDatabase
-from .status import ReplicationStats, SyncState, SyncStopped
+from .status import ReplicationStats, SyncStopped
 
 NOT_STORED = ("not_stored", "the server answered the write but did not store this revision "
                             "(it gave no reason)")

@@ -25,7 +25,7 @@ from carecouch.records import Registry
 
 from ..errors import DeviceOffline, RecoveryUnavailable
 from ..store.documents import Doc, LocalDatabase, body_of
-from ..store.rejections import DISCARDED, RETRIED, Rejection, Rejections
+from ..store.rejections import Rejection, Rejections, RejectionState
 from ..store.replica import IncomingRevision, ReplicaIO
 from .remote import RemoteDatabase
 from .status import SyncStopped
@@ -63,12 +63,12 @@ def retry_with_reread(remote: RemoteDatabase, local: LocalDatabase, rejection: R
         current = local.get(rejection.doc_id)
         doc = stamp(reapply(current, rejection.doc))
         new_rev = local.put(doc)
-        Rejections(local).resolve(rejection, RETRIED, new_rev)
+        Rejections(local).resolve(rejection, RejectionState.RETRIED, new_rev)
     return new_rev
 
 
 def discard(remote: RemoteDatabase | None, local: LocalDatabase, rejection: Rejection,
-            *, state: str = DISCARDED, resolved_by: str | None = None) -> None:
+            *, state: str = RejectionState.DISCARDED, resolved_by: str | None = None) -> None:
     """Take the refused branch out of the local tree (its body stays in the rejection); with
     ``remote`` None (offline), without re-reading."""
     server: list[IncomingRevision] = []

@@ -34,11 +34,12 @@ from carecouch.errors import (
     CouchUnauthorized,
     CouchUnreachable,
 )
+from carecouch.sync_states import SyncState
 
 from ..clock import ClockEstimator
 from ..credentials import CredentialsProvider
 from ..errors import DeviceOffline
-from .status import SyncState, SyncStopped
+from .status import SyncStopped
 
 T = TypeVar("T")
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})

@@ -19,11 +19,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from carecouch.cli_support import plural
 from carecouch.clock import utc_now
 from carecouch.couch import Timeouts
 from carecouch.ddocs import DEVICE_FILTER, MAIN_DDOC_ID
 from carecouch.errors import CouchError
 from carecouch.records import Registry, load_registry
+from carecouch.sync_states import SyncState
 from carecouch.working_set import urgent_selector
 
 from .. import reports as fleet_reports
@@ -41,7 +43,7 @@ from .ids import Direction, replication_id
 from .pull import Puller, PullOptions
 from .push import Pusher, PushOptions
 from .remote import RemoteDatabase, RetryPolicy
-from .status import SyncReport, SyncState, SyncStopped
+from .status import SyncReport, SyncStopped
 
 
 @dataclass(frozen=True)
@@ -154,10 +156,13 @@ class Replicator:
         if removed.released:
             report.state = SyncState.RELEASED
             report.message = (f"the access policy no longer grants {local.name}: its "
-                              f"{removed.total} records were removed from this device")
+                              f"{plural(removed.total, 'record')} "
+                              f"{'was' if removed.total == 1 else 'were'} removed from this "
+                              "device")
         elif not holding.granted and removed.held_back:
-            report.message += (f"; {removed.held_back} records with changes the server has "
-                               "not confirmed are kept on this device")
+            report.message += (f"; {plural(removed.held_back, 'record')} with changes the "
+                               "server has not confirmed "
+                               f"{'is' if removed.held_back == 1 else 'are'} kept on this device")
 
     def sync_all(self, names: list[str] | None = None) -> list[SyncReport]:
         """Sync each database (default: all); once a server has not answered at all, the

@@ -3,23 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from typing import Any
+
+from carecouch.sync_states import SyncState
 
 from ..errors import DeviceError
 from ..working_set import Removed
-
-
-class SyncState(StrEnum):
-    OK = "ok"                                   # pulled and pushed everything it could
-    OFFLINE = "offline"                         # device in offline mode: no request sent
-    UNAUTHORIZED = "unauthorized"               # 401 after one renewal: needs a new login
-    FORBIDDEN = "forbidden"                     # 403 on a whole request (not one document)
-    UNREACHABLE = "unreachable"                 # transient failures outlasted the retries
-    POLICY = "policy"                           # the device policy refused the sync
-    RELEASED = "released"                       # caseload no longer granted: removed
-    FILTER_UNSUPPORTED = "filter_unsupported"   # the server cannot run the handed-out filter
-    FAILED = "failed"                           # any other server error (e.g. no such db)
 
 
 class SyncStopped(DeviceError):

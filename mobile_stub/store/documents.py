@@ -12,15 +12,14 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import revtree
+from carecouch.revs import Leaf, new_rev, revisions_object, winning_leaf
+from carecouch.revs import conflicts as losing_leaves
+
 from ..errors import DocumentNotFound, LocalConflict
-from ..revtree import Leaf
+from .access import StoreAccess
 from .schema import NOW_SQL
-
-if TYPE_CHECKING:
-    from .device import DeviceStore
 
 Doc = dict[str, Any]
 
@@ -81,7 +80,7 @@ class Edit:
 class LocalDatabase:
     """Documents of one replicated database inside a :class:`DeviceStore`."""
 
-    def __init__(self, store: DeviceStore, db_id: int, name: str, server_url: str,
+    def __init__(self, store: StoreAccess, db_id: int, name: str, server_url: str,
                  filter_json: str | None) -> None:
         self.store = store
         self.id = db_id
@@ -132,7 +131,7 @@ class LocalDatabase:
         leaves = self.leaves(doc_id)
         if not leaves:
             raise DocumentNotFound(f"no document {doc_id!r} in {self.name}")
-        chosen = revtree.winning_leaf(leaves) if rev is None else next(
+        chosen = winning_leaf(leaves) if rev is None else next(
             (leaf for leaf in leaves if leaf.rev == rev), None)
         if chosen is None:
             raise DocumentNotFound(f"{doc_id!r} has no leaf revision {rev!r} in {self.name}")
@@ -145,11 +144,11 @@ class LocalDatabase:
         if chosen.deleted:
             doc["_deleted"] = True
         if conflicts:
-            lost = revtree.conflicts(leaves)
+            lost = losing_leaves(leaves)
             if lost:
                 doc["_conflicts"] = lost
         if revs:
-            doc["_revisions"] = revtree.revisions_object(self.history(doc_id, chosen.rev))
+            doc["_revisions"] = revisions_object(self.history(doc_id, chosen.rev))
         return doc
 
     def doc_ids(self, *, include_deleted: bool = False) -> list[str]:
@@ -258,8 +257,8 @@ class LocalDatabase:
         elif any(not leaf.deleted for leaf in leaves):
             raise LocalConflict(f"{doc_id} exists: edit it by giving its _rev")
         else:
-            parent = revtree.winning_leaf(leaves).rev if leaves else None
-        return Edit(doc_id, parent, revtree.new_rev(parent, body, deleted), deleted, body)
+            parent = winning_leaf(leaves).rev if leaves else None
+        return Edit(doc_id, parent, new_rev(parent, body, deleted), deleted, body)
 
     def put(self, doc: Doc) -> str:
         """Write a new revision on the device (``_rev`` = the leaf it edits); returns it."""
@@ -382,8 +381,8 @@ class LocalDatabase:
             if len(leaves) == 1:  # the common case, without sorting
                 winner, conflicted = leaves[0], False
             else:
-                winner = revtree.winning_leaf(leaves)
-                conflicted = bool(revtree.conflicts(leaves))
+                winner = winning_leaf(leaves)
+                conflicted = bool(losing_leaves(leaves))
             values.append((self.id, doc_id, seq, winner.rev, int(winner.deleted),
                            int(conflicted)))
         self.conn.executemany(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 from carecouch.clock import utc_now
@@ -18,7 +19,14 @@ from carecouch.records import refusal_code
 from ..errors import RejectionNotFound
 from .documents import Doc, LocalDatabase
 
-OPEN, RETRIED, DISCARDED, CORRECTED = "open", "retried", "discarded", "corrected"
+
+class RejectionState(StrEnum):
+    """Where a refused write stands on the device."""
+
+    OPEN = "open"            # refused; waiting for a way out
+    RETRIED = "retried"      # re-applied on the server's revision, to be pushed again
+    DISCARDED = "discarded"  # the refused branch taken out of the device's tree
+    CORRECTED = "corrected"  # discarded for a new record carrying its content (resolved_by)
 
 
 @dataclass(frozen=True)
@@ -70,7 +78,7 @@ class Rejections:
             "resolved_by, sealed) VALUES (?, ?, ?, 'open', ?, NULL, ?)",
             (self.db.id, doc_id, rev, utc_now(), sealed))
 
-    def list(self, *, state: str | None = OPEN) -> list[Rejection]:
+    def list(self, *, state: str | None = RejectionState.OPEN) -> list[Rejection]:
         sql = ("SELECT doc_id, rev, state, recorded_at, resolved_by, sealed FROM rejections "
                "WHERE db = ?")
         params: tuple[Any, ...] = (self.db.id,)
@@ -80,7 +88,7 @@ class Rejections:
         return [self._unseal(*row) for row in self.db.conn.execute(sql + " ORDER BY recorded_at",
                                                                    params)]
 
-    def count(self, state: str = OPEN) -> int:
+    def count(self, state: str = RejectionState.OPEN) -> int:
         row = self.db.conn.execute("SELECT count(*) FROM rejections WHERE db = ? AND state = ?",
                                    (self.db.id, state)).fetchone()
         return int(row[0])

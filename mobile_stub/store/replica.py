@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .. import revtree
-from ..revtree import Leaf
+from carecouch.revs import Leaf, revisions_object, revisions_path
+
 from .documents import Doc, LocalDatabase, body_of, carries_data, chunks
 from .schema import NOW_SQL
 
@@ -32,7 +32,7 @@ class IncomingRevision:
         """From a document as ``_bulk_get?revs=true`` (or a first revision) returns it."""
         rev = str(doc["_rev"])
         revisions = doc.get("_revisions")
-        path = tuple(revtree.revisions_path(revisions)) if revisions else (rev,)
+        path = tuple(revisions_path(revisions)) if revisions else (rev,)
         if path[0] != rev:
             raise ValueError(f"{doc['_id']}: _revisions does not start at {rev}")
         return cls(str(doc["_id"]), rev, path, bool(doc.get("_deleted")), body_of(doc))
@@ -181,7 +181,7 @@ class ReplicaIO:
             parents = self.db.parents(doc_id)
             for rev in revs:
                 doc = self.db.get(doc_id, rev)
-                doc["_revisions"] = revtree.revisions_object(
+                doc["_revisions"] = revisions_object(
                     self.db.history(doc_id, rev, parents))
                 docs.append(doc)
         return docs

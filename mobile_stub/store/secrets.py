@@ -15,20 +15,17 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from contextlib import closing
-from typing import TYPE_CHECKING
 
 from ..errors import SecretDamaged
 from . import schema
-
-if TYPE_CHECKING:
-    from .device import DeviceStore
+from .access import StoreAccess
 
 PREFIX = "secret:"
 _CONTEXT = "carecouch-device/secret/v1"
 
 
 class Secrets:
-    def __init__(self, store: DeviceStore) -> None:
+    def __init__(self, store: StoreAccess) -> None:
         self.store = store
 
     def get(self, name: str) -> str | None:

@@ -36,7 +36,7 @@ def test_list_and_revoke_a_device(run_cli: Callable[..., Result], nurse: DeviceC
     assert works(server, body["username"], body["password"])
     result = run_cli("credentials", "revoke", "--device", nurse.device_id, "--yes")
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"revoked device {nurse.device_id}: 1 credentials deleted\n"
+    assert result.stdout == f"revoked device {nurse.device_id}: 1 credential deleted\n"
     assert refused_soon(server, body)
     assert nurse.call("POST", "/v1/credentials", {}).json()["error"] == "device.revoked"
 

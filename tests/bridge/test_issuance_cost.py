@@ -17,7 +17,7 @@ import pytest
 from carecouch.couch import CouchClient
 from carecouch.credentials import HASH_ITERATIONS
 from carecouch.ids import user_doc_id
-from carecouch.registry import REGISTRY_DB, Registry
+from carecouch.registry import REGISTRY_DB, CaseloadRegistry
 from tests.helpers.bridge_client import DeviceClient
 from tests.helpers.bridges import BridgeServer, World
 from tests.helpers.protocol import call
@@ -97,5 +97,5 @@ def test_a_sign_in_costs_the_same_requests_however_full_the_registry(
     assert sign_in_requests(bridge, device) == FIRST
     assert sign_in_requests(bridge, device) == ROTATION
     # What it reads of the registry is this user's: their rules' team and caseload ids.
-    caseloads = Registry(admin).caseloads_for([world.caseloads["c"]], [f"ward-{world.run}"])
+    caseloads = CaseloadRegistry(admin).caseloads_for([world.caseloads["c"]], [f"ward-{world.run}"])
     assert sorted(caseloads) == sorted(world.caseloads[x] for x in "abc")

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from carecouch.conflicts.apply import CHANGED, RESOLVED, apply_plans
+from carecouch.conflicts.apply import OutcomeStatus, apply_plans
 from carecouch.conflicts.finder import read_caseload
 from carecouch.conflicts.identity import resolver_for
 from carecouch.conflicts.plan import plan_auto
@@ -162,8 +162,9 @@ def test_a_record_that_changes_between_reading_and_writing_is_left_alone(
     late = push(b.db(caseload), edit(on_b, b, note="B again"), on_b)  # after the read
     outcomes = {o.plan.doc_id: o for o in apply_plans(admin, caseload.id,
                                                       [p for p in plans if p], audit=None)}
-    assert outcomes[first.doc_id].status == RESOLVED
-    assert outcomes[second.doc_id].status == CHANGED and not outcomes[second.doc_id].written
+    assert outcomes[first.doc_id].status == OutcomeStatus.RESOLVED
+    assert outcomes[second.doc_id].status == OutcomeStatus.CHANGED
+    assert not outcomes[second.doc_id].written
     assert late in outcomes[second.doc_id].message
     assert set(live(caseload.db, second.doc_id)) == {second.revs[0], late}
     assert [r["resolves"] for r in resolutions(caseload.db)] == [first.doc_id]

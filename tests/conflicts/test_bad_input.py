@@ -61,6 +61,6 @@ def test_a_missing_caseload_does_not_stop_the_others(caseload: Caseload, person:
     assert listed.exit_code == 1 and f"caseload {MISSING} does not exist" in listed.stderr
     assert [c["doc"] for c in json.loads(listed.stdout)["conflicts"]] == [made.doc_id]
     done = cli("conflicts", "auto", *both, "--yes", "--json")
-    one_line(done, 1, "1 caseloads were not read")
+    one_line(done, 1, "1 caseload was not read")
     assert [o["status"] for o in json.loads(done.stdout)["outcomes"]] == ["resolved"]
     assert len(live(caseload.db, made.doc_id)) == 1

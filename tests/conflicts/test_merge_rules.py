@@ -12,8 +12,8 @@ from carecouch.conflicts.errors import CannotResolve
 from carecouch.conflicts.identity import resolver_for
 from carecouch.conflicts.merge import completions, merge_fields, parse_time, same
 from carecouch.conflicts.plan import plan_merge
-from carecouch.conflicts.revs import child
 from carecouch.records import load_registry
+from carecouch.revs import child
 
 REGISTRY = load_registry()
 FIELDS = REGISTRY.types["task"].fields

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from carecouch.conflicts import apply
-from carecouch.conflicts.apply import CHANGED, apply_plans
+from carecouch.conflicts.apply import OutcomeStatus, apply_plans
 from carecouch.conflicts.branches import read_conflict
 from carecouch.conflicts.identity import resolver_for
 from carecouch.conflicts.plan import plan_keep, plan_merge
@@ -180,7 +180,7 @@ def test_a_branch_that_arrives_during_the_write_is_left_live(
 
     monkeypatch.setattr(Database, "bulk_docs", bulk_docs)
     [outcome] = apply_plans(admin, caseload.id, [plan], audit=None)
-    assert outcome.status == CHANGED and pushed[0] in outcome.message
+    assert outcome.status == OutcomeStatus.CHANGED and pushed[0] in outcome.message
     leaves = live(caseload.db, made.doc_id)
     assert set(leaves) == {plan.result_rev, pushed[0]}  # B's new edit was not clobbered
     assert leaves[pushed[0]]["note"] == "B again"

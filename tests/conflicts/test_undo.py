@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from carecouch.conflicts.revs import rev_key
 from carecouch.couch import Database, Doc
 from carecouch.errors import CouchUnreachable
+from carecouch.revs import rev_key
 from tests.conflicts.support import (
     Cli,
     Factory,

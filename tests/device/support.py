@@ -7,7 +7,7 @@ from typing import Any
 from carecouch.couch import CouchClient, Database
 from carecouch.errors import CouchError, CouchUnauthorized
 from carecouch.ids import USERS_DB, user_doc_id
-from mobile_stub.revtree import revisions_object
+from carecouch.revs import revisions_object
 from mobile_stub.store import LocalDatabase
 from tests.helpers.waiting import wait_until
 

@@ -6,9 +6,9 @@ from email.utils import formatdate
 
 import pytest
 
+from carecouch.revs import Leaf, conflicts, new_rev, revisions_object, revisions_path
+from carecouch.revs import winning_leaf as winner
 from mobile_stub.clock import ClockEstimator
-from mobile_stub.revtree import Leaf, conflicts, new_rev, revisions_object, revisions_path
-from mobile_stub.revtree import winning_leaf as winner
 
 
 def test_winner_is_live_then_highest_pos_then_highest_id() -> None:

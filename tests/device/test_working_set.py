@@ -155,7 +155,7 @@ def test_the_time_window_slides_offline_and_the_old_note_leaves_the_store(
     device.store.set_offline(True)
     report = two_days_on.device(options=fast_options()).sync(field.name())
     assert report.state is SyncState.OFFLINE
-    assert report.removed is not None and report.removed.counts == {working_set.WINDOW: 1}
+    assert report.removed is not None and report.removed.counts == {working_set.Removal.WINDOW: 1}
     assert held(device, field.name()) == {recent}
     assert_gone_from_files(device.store, [b"Quentin-Ravel", older.encode(), *ciphertext])
     # Nothing was written to the server: the note is there, undeleted.
@@ -183,7 +183,7 @@ def test_an_unpinned_patient_and_narrowed_types_leave_the_device(field: Field) -
     device.login()
     report = sync(device, field.name())
     assert report.ok, report.message
-    assert report.removed is not None and report.removed.counts == {working_set.UNPINNED: 1}
+    assert report.removed is not None and report.removed.counts == {working_set.Removal.UNPINNED: 1}
     assert pinned_old not in held(device, field.name())
 
     # The policy narrows the types the device holds: notes go, the care plan stays.
@@ -191,7 +191,7 @@ def test_an_unpinned_patient_and_narrowed_types_leave_the_device(field: Field) -
     device.login()
     report = sync(device, field.name())
     assert report.ok and report.removed is not None
-    assert report.removed.counts == {working_set.TYPE: 1}
+    assert report.removed.counts == {working_set.Removal.TYPE: 1}
     assert held(device, field.name()) == {plan["_id"]}
     assert field.db().get(recent)["text"] == "recent note"  # the server keeps everything
 
@@ -218,7 +218,7 @@ def test_a_caseload_leaving_the_snapshot_leaves_the_store_except_unconfirmed_wor
     second_report = reports[field.name(1)]
     # The unsent note keeps the database; everything else of it is gone.
     assert second_report.state is SyncState.POLICY
-    assert "1 records with changes the server has not confirmed are kept" in \
+    assert "1 record with changes the server has not confirmed is kept" in \
         second_report.message
     assert held(device, field.name(1)) == {mine["_id"]}
     assert_gone_from_files(device.store, [b"Marchbanks", gone.encode(), *ciphertext])
@@ -268,7 +268,7 @@ def test_a_record_whose_change_the_server_lacks_stays_until_confirmed(field: Fie
     device.store.set_offline(False)
     report = sync(device, field.name())
     assert report.ok and report.push.docs_written == 1
-    assert report.removed is not None and report.removed.counts == {working_set.TYPE: 1}
+    assert report.removed is not None and report.removed.counts == {working_set.Removal.TYPE: 1}
     assert field.db().get(mine["_id"])["text"] == "Oyelaran visit, written offline"
     assert mine["_id"] not in held(device, field.name())
 
@@ -321,7 +321,7 @@ def test_a_photo_leaves_the_device_after_its_retention_and_comes_back_online(
     soon = working_set.minimise(local, holding, None, datetime.now(UTC) + timedelta(minutes=30))
     assert soon.counts == {}
     later = working_set.minimise(local, holding, None, datetime.now(UTC) + timedelta(hours=2))
-    assert later.counts == {working_set.ATTACHMENTS: 1}
+    assert later.counts == {working_set.Removal.ATTACHMENTS: 1}
     stub = local.get(with_photo)["_attachments"]["wound.jpg"]
     assert stub["stub"] is True and "data" not in stub and stub["length"] == len(image)
     assert local.get(with_photo)["text"] == "wound measured, photo attached"  # the record stays

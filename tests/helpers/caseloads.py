@@ -16,8 +16,8 @@ from click.testing import CliRunner, Result
 from admin_cli.context import AppContext
 from admin_cli.main import cli as carecouch_cli
 from carecouch.audit import AuditLog
+from carecouch.config import default_couch_dir
 from carecouch.couch import CouchClient, Doc
-from carecouch.ddocs import default_couch_dir
 from carecouch.ids import caseload_db, registry_doc_id
 from carecouch.registry import REGISTRY_DB
 

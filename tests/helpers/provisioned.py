@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from carecouch.config import default_couch_dir
 from carecouch.couch import CouchClient, Database
-from carecouch.ddocs import default_couch_dir
 from carecouch.ids import caseload_db, member_role
 from carecouch.provisioning import Provisioner
-from carecouch.records import REGISTRY_FILE
+from carecouch.records import RECORD_TYPES_FILE
 from tests.helpers.fixtures import User
 
 
@@ -50,7 +50,7 @@ def caseload(admin: CouchClient, caseload_ids: Callable[[], str],
     if marker is not None:
         couch_dir = tmp_path / "couch"
         shutil.copytree(default_couch_dir(), couch_dir)
-        registry_file = couch_dir / "validate_functions" / REGISTRY_FILE
+        registry_file = couch_dir / "validate_functions" / RECORD_TYPES_FILE
         registry = json.loads(registry_file.read_text())
         marker.args[0](registry)
         registry_file.write_text(json.dumps(registry))

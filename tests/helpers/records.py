@@ -20,7 +20,7 @@ from carecouch.couch import Database, Doc
 from carecouch.ddocs import MAIN_DDOC_ID
 from carecouch.errors import CouchConflict, CouchError, CouchForbidden, error_for_status
 from carecouch.ids import session_name
-from carecouch.records import Registry, load_registry, new_record_id
+from carecouch.records import Registry, load_registry, new_record_id, refusal_code
 from carecouch.rules import shipped_rules
 from mobile_stub.rules import compiled
 from tests.helpers.provisioned import Caseload, Person
@@ -245,7 +245,7 @@ def read(db: Database, doc_id: str, rev: str | None = None) -> Doc:
 def refusal(exc: CouchError) -> str:
     """The stable code of a validation refusal: ``forbidden: "<code>: <message>"``."""
     assert exc.status == 403 and exc.error == "forbidden", str(exc)
-    return exc.reason.split(":", 1)[0]
+    return refusal_code(exc.reason)
 
 
 # -- exclusive records, as the bridge leases them and a holder completes them ----------------

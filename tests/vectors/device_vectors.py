@@ -19,6 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from carecouch.records import load_registry, stamp_changes
+from carecouch.revs import new_rev
 from carecouch.signing import (
     Signer,
     b64url,
@@ -29,7 +30,6 @@ from carecouch.signing import (
 )
 from carecouch.snapshot import LEASE_TYPE, SNAPSHOT_TYPE, Snapshot, SnapshotDatabase
 from carecouch.working_set import urgent_selector
-from mobile_stub.revtree import new_rev
 
 FILE = Path(__file__).with_name("device_vectors.json")
 DEVICE_SEED = bytes(range(32, 64))
