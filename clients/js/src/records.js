@@ -6,7 +6,7 @@
 //   (carecouch/records.py `new_record_id`);
 // - `changed` stamps of a mergeable record (`stamp_changes`);
 // - revision ids: next position, md5 of JCS([parent, deleted, body])
-//   (mobile_stub/revtree.py `new_rev`): deterministic, so a retried edit is the same revision.
+//   (carecouch/revs.py `new_rev`): deterministic, so a retried edit is the same revision.
 
 import {CarecouchError} from './errors.js';
 import {utf8} from './encoding.js';
@@ -91,7 +91,7 @@ export function newRev(parent, body, deleted) {
   return `${pos}-${md5Hex(utf8(canonicalJson([parent, deleted, body])))}`;
 }
 
-// Newest-first full revisions -> {start, ids} (mobile_stub/revtree.py revisions_object).
+// Newest-first full revisions -> {start, ids} (carecouch/revs.py revisions_object).
 export function revisionsObject(path) {
   return {start: revPos(path[0]), ids: path.map((rev) => rev.slice(rev.indexOf('-') + 1))};
 }
