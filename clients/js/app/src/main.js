@@ -179,13 +179,28 @@ async function start(device) {
 // -- the day's list and one patient -----------------------------------------------------
 
 let refreshing = null;
+let again = false;
 function refresh() {
-  // Events come in bursts during a sync: one render at a time, the latest state.
-  if (!refreshing) {
-    refreshing = (async () => {
-      try { await render(); } catch (err) { failed(err); } finally { refreshing = null; }
-    })();
+  // Events come in bursts during a sync: one render at a time, and the latest state. A
+  // request that arrives while a render runs (which may have read the records before the
+  // change that asked) gets one more render after it, or the page would keep showing a
+  // completed check as still to do.
+  if (refreshing) {
+    again = true;
+    return refreshing;
   }
+  refreshing = (async () => {
+    try {
+      do {
+        again = false;
+        await render();
+      } while (again);
+    } catch (err) {
+      failed(err);
+    } finally {
+      refreshing = null;
+    }
+  })();
   return refreshing;
 }
 
