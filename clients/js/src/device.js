@@ -37,6 +37,7 @@ const KEPT = ['couchdb_url', 'username', 'password', 'roles', 'issued_at', 'expi
               'databases', 'snapshot', 'policy_version'];
 const MAX_REPORTS = 500;  // queued while offline; the oldest go first beyond this
 const REPORT_BATCH = 100; // the bridge takes up to 100 a request
+const LIVE_REPORT_MS = 15 * 60 * 1000;  // a live, caught-up replication reports this often
 
 function newDeviceId() {
   return 'js-' + b64url(randomBytes(9)).replace(/[-_]/g, 'x').toLowerCase();
@@ -646,6 +647,7 @@ export class Device {
     await this._urgentPull(name, local, remote);
     const denied = new Map(), pushedIds = new Set();
     let report = this._newReport(name);
+    let reportedAt = 0;  // never yet: the first catch-up is always reported
     const sync = local.sync(remote, {live: true, retry: true, pull: this._pullOptions(name),
                                      push: {checkpoint: 'source'}});
     const handle = {
@@ -672,7 +674,11 @@ export class Device {
       if (err || !this.online || this.wiped) { return; }
       try {
         await this._settle(name, remote, denied, pushedIds);
-        if (report.pulled || report.pushed || Object.keys(report.refused).length) {
+        // A report when something moved, and at least every LIVE_REPORT_MS while caught up:
+        // a tablet replicating live with nothing to do must not look silent to the fleet.
+        const moved = report.pulled || report.pushed || Object.keys(report.refused).length;
+        if (moved || Date.now() - reportedAt >= LIVE_REPORT_MS) {
+          reportedAt = Date.now();
           await this._finishReport(name, report);
           report = this._newReport(name);
           await this.sendReports().catch(() => {});

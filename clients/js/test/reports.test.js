@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import {test} from 'node:test';
 
-import {A, VITALS, config, enrolled} from './helpers.js';
+import {A, VITALS, config, enrolled, until} from './helpers.js';
 
 test('queued reports are sent once heard of; a resend is a duplicate; the fleet shows the device', async () => {
   const device = await enrolled('nurse3');
@@ -36,4 +36,21 @@ test('a report the bridge cannot take does not block the queue', async () => {
                                              started_at: 'now', ended_at: 'later', pulled: 0, pushed: 0}]);
   assert.equal((await device.sync(A)).state, 'ok');
   assert.deepEqual(await device.reports(), []);
+});
+
+test('a live replication with nothing to move still reports, so the tablet is not silent', async () => {
+  const device = await enrolled('nurse3');
+  assert.equal((await device.sync(A)).state, 'ok');   // caught up, its report sent
+  const lastSync = async () => {
+    const fleet = await fetch(`${config.bridge}/v1/devices`, {headers: {Authorization: `Bearer ${config.admin_token}`}});
+    return (await fleet.json()).devices.find((d) => d.device === device.deviceId).last_sync_at;
+  };
+  const before = await lastSync();
+  const live = await device.live(A);
+  try {
+    await until('a report of the live, caught-up replication', async () => (await lastSync()) > before);
+  } finally {
+    live.cancel();
+    await live.done;
+  }
 });
