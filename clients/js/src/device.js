@@ -791,8 +791,15 @@ export class Device {
       const batch = queue.slice(0, REPORT_BATCH);
       let answer;
       try {
-        answer = (await this._signed('/v1/reports', {reports: batch}, {bearer: false})).body;
+        answer = (await this._signed('/v1/reports', {reports: batch}, {bearer: false, wipeNow: false})).body;
       } catch (err) {
+        if (err instanceof DeviceRevoked) {
+          // Heard here first (a live replication's report): the replications stop and say
+          // why, as when a renewal is refused, and the device wipes itself.
+          if (!this.stopped) { this._stop(err); }
+          if (!this.wiped) { await this.wipe(); }
+          throw err;
+        }
         // A report the bridge cannot take (an older software's format) would block the queue
         // for ever: it goes, the others are sent again.
         const index = err instanceof BridgeError && err.code === 'report.bad' && err.details ? err.details.index : undefined;
