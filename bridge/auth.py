@@ -26,13 +26,21 @@ def require_user() -> Identity:
     return identity
 
 
+def bearer_token() -> str | None:
+    """The token of ``Authorization: Bearer <token>``, or None when there is none."""
+    header = request.headers.get("Authorization", "")
+    if header.lower().startswith(BEARER) and header[len(BEARER):].strip():
+        return header[len(BEARER):].strip()
+    return None
+
+
 def identify() -> Identity:
     """The identity-provider user of the bearer token (checked here: no CouchDB request)."""
-    header = request.headers.get("Authorization", "")
-    if not header.lower().startswith(BEARER) or not header[len(BEARER):].strip():
+    token = bearer_token()
+    if token is None:
         raise AuthFailure(401, "auth.missing_token", "send Authorization: Bearer <token from "
                           "the identity provider>", headers={"WWW-Authenticate": "Bearer"})
-    return verify_token(header[len(BEARER):].strip())
+    return verify_token(token)
 
 
 def verify_token(token: str) -> Identity:

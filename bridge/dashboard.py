@@ -30,7 +30,7 @@ from werkzeug.wrappers import Response as Redirect
 from carecouch.fleet_summary import fleet_devices, fleet_summary
 from carecouch.ids import InvalidCaseloadId, check_caseload_id
 
-from .auth import BEARER, require_admin, user_from_token
+from .auth import bearer_token, require_admin, user_from_token
 from .dashboard_view import page_model
 from .errors import ApiError, error_response
 from .failures import AuthFailure, check, client_key
@@ -82,10 +82,7 @@ def _refused(exc: ApiError) -> Response:
 
 
 def _token() -> str | None:
-    header = request.headers.get("Authorization", "")
-    if header.lower().startswith(BEARER) and header[len(BEARER):].strip():
-        return header[len(BEARER):].strip()
-    return request.cookies.get(COOKIE) or None
+    return bearer_token() or request.cookies.get(COOKIE) or None
 
 
 def _admin(token: str) -> Identity:
